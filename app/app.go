@@ -1,0 +1,207 @@
+// Package app builds the whole gateway from a configuration. cmd/callpath and
+// the end-to-end tests use the same constructor, so tests run the real thing.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"callpath/b2bua"
+	"callpath/conf"
+	"callpath/metrics"
+	"callpath/routing"
+	"callpath/store"
+)
+
+// App is one running gateway.
+type App struct {
+	cfg     *conf.Config
+	log     *logrus.Logger
+	metrics *metrics.Registry
+	db      *store.DB
+	cdrs    *store.CDRWriter
+	sip     *b2bua.Server
+
+	httpSrv *http.Server
+	httpLn  net.Listener
+	grpcSrv *grpc.Server
+	grpcLn  net.Listener
+	health  *health.Server
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New builds the gateway: store, metrics, routing, B2BUA and servers. Nothing
+// listens until Start.
+func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
+	db, err := store.Open(ctx, cfg.Store.Path, store.Options{Logger: log.WithField("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	a.db = db
+	a.cdrs = store.NewCDRWriter(db, store.CDRWriterOptions{Logger: log.WithField("component", "cdr")})
+
+	routes := make([]routing.Route, 0, len(cfg.Routing.Routes))
+	for _, r := range cfg.Routing.Routes {
+		routes = append(routes, routing.Route{Prefix: r.Prefix, RangeFrom: r.RangeFrom, RangeTo: r.RangeTo, Target: r.Target})
+	}
+	router := routing.NewStaticTable(routes, cfg.Routing.DefaultTarget)
+
+	sipCfg, err := b2buaConfig(cfg)
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	a.sip, err = b2bua.New(sipCfg, router, a.cdrs, a.metrics.SIP, log.WithField("component", "sip"))
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	return a, nil
+}
+
+func b2buaConfig(cfg *conf.Config) (b2bua.Config, error) {
+	c := b2bua.Config{
+		Listen: b2bua.Listen{UDP: cfg.SIP.Listen.UDP, TCP: cfg.SIP.Listen.TCP, TLS: cfg.SIP.Listen.TLS,
+			WS: cfg.SIP.Listen.WS, WSS: cfg.SIP.Listen.WSS},
+		AdvertisedHost: cfg.SIP.AdvertisedHost, UserAgent: cfg.SIP.UserAgent,
+		UDPReceiveBuffer: cfg.SIP.UDPReceiveBuffer, NoAnswerTimeout: cfg.SIP.NoAnswerTimeout,
+		MaxForwards: cfg.SIP.MaxForwards, T1: cfg.SIP.Timers.T1, T2: cfg.SIP.Timers.T2, T4: cfg.SIP.Timers.T4,
+		RetryAfter: cfg.Shutdown.RetryAfter,
+	}
+	if cfg.SIP.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile)
+		if err != nil {
+			return c, fmt.Errorf("%w: sip.tls.cert_file: %v", conf.ErrInvalid, err)
+		}
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return c, nil
+}
+
+// Start opens every listener.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.sip.Start(); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	if a.cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listen %s: %w", a.cfg.HTTP.Listen, err)
+		}
+		a.httpLn = ln
+		a.httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.WithError(err).Error("http server stopped")
+			}
+		}()
+	}
+	if a.cfg.GRPC.Listen != "" {
+		ln, err := net.Listen("tcp", a.cfg.GRPC.Listen)
+		if err != nil {
+			return fmt.Errorf("grpc listen %s: %w", a.cfg.GRPC.Listen, err)
+		}
+		a.grpcLn = ln
+		a.grpcSrv = grpc.NewServer()
+		a.health = health.NewServer()
+		healthpb.RegisterHealthServer(a.grpcSrv, a.health)
+		reflection.Register(a.grpcSrv)
+		go func() {
+			if err := a.grpcSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				a.log.WithError(err).Error("grpc server stopped")
+			}
+		}()
+	}
+	a.log.WithFields(logrus.Fields{
+		"sip_udp": a.sip.Addr("udp"), "sip_tcp": a.sip.Addr("tcp"), "sip_tls": a.sip.Addr("tls"),
+		"sip_ws": a.sip.Addr("ws"), "sip_wss": a.sip.Addr("wss"), "http": a.HTTPAddr(), "grpc": a.GRPCAddr(),
+	}).Info("callpath started")
+	return nil
+}
+
+// SIPAddr is the bound address of a SIP transport ("udp", "tcp", …).
+func (a *App) SIPAddr(transport string) string { return a.sip.Addr(transport) }
+
+// HTTPAddr is the bound address of the HTTP server, or "".
+func (a *App) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// GRPCAddr is the bound address of the gRPC server, or "".
+func (a *App) GRPCAddr() string {
+	if a.grpcLn == nil {
+		return ""
+	}
+	return a.grpcLn.Addr().String()
+}
+
+// Metrics returns the gateway's registry.
+func (a *App) Metrics() *metrics.Registry { return a.metrics }
+
+// Store returns the gateway's database.
+func (a *App) Store() *store.DB { return a.db }
+
+// ActiveCalls is the number of calls in progress.
+func (a *App) ActiveCalls() int { return a.sip.ActiveCalls() }
+
+// Shutdown stops the gateway. Graceful: new calls get 503 and active calls
+// get up to drainTimeout to end before they are hung up; otherwise everything
+// stops at once. The CDRs of ended calls are flushed to the store either way.
+// Calling it again returns the first result.
+func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Duration) error {
+	a.stopOnce.Do(func() {
+		if a.health != nil {
+			a.health.Shutdown() // NOT_SERVING while draining
+		}
+		if graceful {
+			a.log.WithField("active_calls", a.sip.ActiveCalls()).Info("draining calls")
+			drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
+			a.sip.Drain(drainCtx)
+			cancel()
+		}
+		var errs []error
+		errs = append(errs, a.sip.Close())
+		if a.httpSrv != nil {
+			shutCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			errs = append(errs, a.httpSrv.Shutdown(shutCtx))
+			cancel()
+		}
+		if a.grpcSrv != nil {
+			if graceful {
+				a.grpcSrv.GracefulStop()
+			} else {
+				a.grpcSrv.Stop()
+			}
+		}
+		errs = append(errs, a.closeStoreCtx(ctx))
+		a.stopErr = errors.Join(errs...)
+		a.log.Info("callpath stopped")
+	})
+	return a.stopErr
+}
+
+func (a *App) closeStore() { _ = a.closeStoreCtx(context.Background()) }
+
+func (a *App) closeStoreCtx(ctx context.Context) error {
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return errors.Join(a.cdrs.Close(flushCtx), a.db.Close())
+}

@@ -1,0 +1,40 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// httpHandler serves the operator endpoints.
+func (a *App) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	return mux
+}
+
+// ready is 200 while the gateway takes calls: the store answers and no
+// drain is under way. A load balancer stops sending calls on 503.
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	if a.sip.Draining() {
+		writeText(w, http.StatusServiceUnavailable, "draining\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.db.Ping(ctx); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "store unavailable\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}

@@ -1,0 +1,221 @@
+package b2bua
+
+import (
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"callpath/cdr"
+)
+
+// pendingAck is a 2xx to an INVITE that callpath relayed on one leg (the
+// "waiting" leg) and whose ACK it must relay to the leg that sent the 2xx
+// (the "peer" leg). 2xx and ACK travel end to end in RFC 3261 (§13.3.1.4,
+// §17.1.1.3): the transactions do not retransmit them, the UAs do, so this is
+// where callpath retransmits its own 2xx until the ACK comes and re-sends its
+// ACK whenever the peer retransmits its 2xx.
+type pendingAck struct {
+	srv     *Server
+	call    *call
+	waiting *leg
+	cseq    uint32 // CSeq of the INVITE on the waiting leg
+	tx      sip.ServerTransaction
+	peer    *leg
+	peerInv *sip.Request // the INVITE we sent on the peer leg
+
+	mu       sync.Mutex
+	res      *sip.Response // our 2xx on the waiting leg
+	ack      *sip.Request  // our ACK on the peer leg, once sent
+	done     bool
+	timer    *time.Timer
+	interval time.Duration
+	deadline time.Time
+}
+
+func (s *Server) newPendingAck(c *call, waiting *leg, tx sip.ServerTransaction, req *sip.Request, peer *leg, peerInv *sip.Request) *pendingAck {
+	pa := &pendingAck{srv: s, call: c, waiting: waiting, cseq: req.CSeq().SeqNo, tx: tx, peer: peer, peerInv: peerInv}
+	waiting.mu.Lock()
+	waiting.pendingAck = pa
+	waiting.mu.Unlock()
+	return pa
+}
+
+// start arms the retransmission timer (unreliable transports) and the ACK
+// timeout of 64*T1 (RFC 3261 §13.3.1.4).
+func (pa *pendingAck) start(res *sip.Response) {
+	pa.mu.Lock()
+	defer pa.mu.Unlock()
+	if pa.done {
+		return
+	}
+	pa.res = res
+	t1 := pa.srv.cfg.T1
+	pa.deadline = time.Now().Add(64 * t1)
+	if sip.IsReliable(pa.waiting.transport) {
+		pa.timer = time.AfterFunc(64*t1, pa.tick)
+		return
+	}
+	pa.interval = t1
+	pa.timer = time.AfterFunc(t1, pa.tick)
+}
+
+func (pa *pendingAck) tick() {
+	pa.mu.Lock()
+	if pa.done {
+		pa.mu.Unlock()
+		return
+	}
+	if !time.Now().Before(pa.deadline) {
+		pa.done = true
+		pa.mu.Unlock()
+		pa.srv.onAckTimeout(pa)
+		return
+	}
+	res := pa.res
+	pa.interval *= 2
+	if t2 := pa.srv.cfg.T2; pa.interval > t2 {
+		pa.interval = t2
+	}
+	pa.timer.Reset(pa.interval)
+	pa.mu.Unlock()
+	if err := pa.tx.Respond(res); err == nil {
+		pa.srv.metrics.Response("INVITE", res.StatusCode, "out")
+	}
+}
+
+// acknowledge stops the timers and sends the ACK on the peer leg; body is
+// the caller's ACK body (the answer, for an offerless INVITE).
+func (pa *pendingAck) acknowledge(from *sip.Request) {
+	pa.mu.Lock()
+	if pa.done {
+		pa.mu.Unlock()
+		return
+	}
+	pa.done = true
+	if pa.timer != nil {
+		pa.timer.Stop()
+	}
+	pa.mu.Unlock()
+	pa.sendPeerAck(from)
+}
+
+func (pa *pendingAck) sendPeerAck(from *sip.Request) {
+	s := pa.srv
+	ack := pa.peer.newRequest(sip.ACK, pa.peerInv.CSeq().SeqNo)
+	if from != nil && len(from.Body()) > 0 {
+		copyHeaders(ack, from, passedHeaders)
+		ack.SetBody(from.Body())
+	}
+	pa.call.setSessionID(pa.peer, ack)
+	s.prepare(ack, s.cfg.MaxForwards)
+	if err := s.sendAck(ack); err != nil {
+		pa.call.logger().WithError(err).Info("sending ACK failed")
+	}
+	pa.mu.Lock()
+	pa.ack = ack
+	pa.mu.Unlock()
+}
+
+// takePendingAck returns and clears the leg's pending 2xx if cseq is its
+// INVITE's CSeq.
+func (l *leg) takePendingAck(cseq uint32) *pendingAck {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pa := l.pendingAck
+	if pa == nil || pa.cseq != cseq {
+		return nil
+	}
+	l.pendingAck = nil
+	return pa
+}
+
+// onAck relays an ACK for a 2xx. ACKs for non-2xx responses never get here:
+// the server transaction absorbs them.
+func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
+	s.metrics.Request("ACK", "in")
+	if validateRequest(req) != "" {
+		return // nothing can be answered to an ACK
+	}
+	l := s.lookup(req)
+	if l == nil {
+		return
+	}
+	pa := l.takePendingAck(req.CSeq().SeqNo)
+	if pa == nil {
+		return // a retransmitted ACK: we already relayed it
+	}
+	pa.acknowledge(req)
+	if l.call.getState() == stateAnswered {
+		l.call.setState(stateConfirmed)
+	}
+}
+
+// onPeer2xxRetransmission handles a 2xx that reaches the INVITE client
+// transaction after the first one: a retransmission (re-send our ACK, if
+// sent) or a 2xx from another fork downstream (confirm and hang it up).
+func (s *Server) onPeer2xxRetransmission(c *call, pa *pendingAck, res *sip.Response) {
+	s.metrics.Response("INVITE", res.StatusCode, "in")
+	if res.StatusCode >= 300 || res.StatusCode < 200 {
+		return
+	}
+	pa.peer.mu.Lock()
+	sameDialog := tagOf(res.To().Params) == pa.peer.remoteTag
+	pa.peer.mu.Unlock()
+	if !sameDialog {
+		s.ackAndBye(c, pa.peerInv, res)
+		return
+	}
+	pa.mu.Lock()
+	ack := pa.ack
+	pa.mu.Unlock()
+	if ack != nil {
+		_ = s.sendAck(ack)
+	}
+}
+
+// onAckTimeout ends a call whose 2xx was never acknowledged: the callee
+// gets its ACK and a BYE, the caller a BYE (RFC 3261 §13.3.1.4).
+func (s *Server) onAckTimeout(pa *pendingAck) {
+	c := pa.call
+	pa.waiting.takePendingAck(pa.cseq)
+	pa.sendPeerAck(nil)
+	c.logger().Info("no ACK for 2xx: hanging up")
+	if c.getState() == stateAnswered && pa.waiting == c.a {
+		c.end(cdr.HangupGateway, 408, "no ACK")
+	} else {
+		c.end(cdr.HangupGateway, 200, "no ACK for re-INVITE")
+	}
+	go s.byeLeg(c, c.a)
+	go s.byeLeg(c, c.b)
+}
+
+// flushPendingAck acknowledges on the peer leg any 2xx still waiting for an
+// ACK on leg l, so that the peer is not left retransmitting when the call
+// ends before the ACK came.
+func (s *Server) flushPendingAck(l *leg) {
+	l.mu.Lock()
+	pa := l.pendingAck
+	l.pendingAck = nil
+	l.mu.Unlock()
+	if pa != nil {
+		pa.acknowledge(nil)
+	}
+}
+
+// ackAndBye confirms and at once ends a dialog created by a 2xx we do not
+// want (answered after CANCEL, or a second fork's 2xx): RFC 3261 §15.
+func (s *Server) ackAndBye(c *call, inv *sip.Request, res *sip.Response) {
+	d := &leg{
+		call: c, index: c.b.index, side: sideUAC, callID: c.b.callID, localTag: c.b.localTag,
+		local: c.b.local, localName: c.b.localName, remote: c.b.remote, remoteNm: c.b.remoteNm,
+		transport: c.b.transport, contact: c.b.contact,
+		remoteTag: tagOf(res.To().Params), remoteTarget: *inv.Recipient.Clone(), localCSeq: inv.CSeq().SeqNo,
+	}
+	d.learnTarget(res, true, true)
+	ack := d.newRequest(sip.ACK, inv.CSeq().SeqNo)
+	c.setSessionID(c.b, ack)
+	s.prepare(ack, s.cfg.MaxForwards)
+	_ = s.sendAck(ack)
+	go s.byeLeg(c, d)
+}

@@ -1,0 +1,198 @@
+package b2bua
+
+import (
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+
+	"callpath/cdr"
+)
+
+type callState int
+
+const (
+	stateEarly     callState = iota // INVITE sent on, no 2xx yet
+	stateAnswered                   // 2xx relayed to the caller, its ACK not yet seen
+	stateConfirmed                  // ACK relayed: both dialogs confirmed
+	stateEnded
+)
+
+// abortRequest asks the INVITE loop of an early call to give up: send CANCEL
+// on the outgoing leg and, unless the caller already has a final response,
+// answer it with code.
+type abortRequest struct {
+	code   int    // response for the caller; 0 when it already has its final one
+	reason string // reason phrase of code
+	final  int    // CDR final code when code is 0
+	party  cdr.HangupParty
+	why    string
+}
+
+// call bridges the incoming leg a with the outgoing leg b.
+type call struct {
+	srv     *Server
+	id      string // Call-ID of the incoming leg
+	from    string
+	to      string
+	started time.Time
+	a       *leg
+	b       *leg
+	abort   chan abortRequest // buffered 1: early-phase abort; only the first one counts
+
+	mu         sync.Mutex
+	sid        SessionID // Local: the caller's UUID; Remote: the callee's
+	state      callState
+	answered   time.Time
+	inviteBusy bool // an INVITE transaction (initial or re-INVITE) is in progress on the call
+	ended      bool
+	log        *logrus.Entry
+}
+
+// logger returns the per-call logger, built on first use so calls that log
+// nothing pay nothing for it.
+func (c *call) logger() *logrus.Entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.log == nil {
+		c.log = c.srv.log.WithFields(logrus.Fields{"call_id": c.id, "session_id": c.sid.Local})
+	}
+	return c.log
+}
+
+// peer returns the other leg of the call.
+func (c *call) peer(l *leg) *leg {
+	if l == c.a {
+		return c.b
+	}
+	return c.a
+}
+
+// sessionIDFor returns the Session-ID value for a message sent on leg l: on
+// the outgoing leg we speak for the caller, on the incoming leg for the callee.
+func (c *call) sessionIDFor(l *leg) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l == c.a {
+		return c.sid.Reversed().String()
+	}
+	return c.sid.String()
+}
+
+// learnSessionID records the callee's UUID from a message received on the
+// outgoing leg (its Local part), once known.
+func (c *call) learnSessionID(l *leg, msg sip.Message) {
+	if l == c.a {
+		return
+	}
+	h := msg.GetHeaders(SessionIDHeader)
+	if len(h) == 0 {
+		return
+	}
+	sid, err := ParseSessionID(h[0].Value())
+	if err != nil || sid.Local == NullUUID {
+		return
+	}
+	c.mu.Lock()
+	if c.sid.Remote == NullUUID {
+		c.sid.Remote = sid.Local
+	}
+	c.mu.Unlock()
+}
+
+// setSessionID writes the Session-ID header for leg l into msg.
+func (c *call) setSessionID(l *leg, msg sip.Message) {
+	msg.AppendHeader(sip.NewHeader(SessionIDHeader, c.sessionIDFor(l)))
+}
+
+// beginInvite marks an INVITE transaction in progress; false means one is
+// already running and the new one must get 491 (RFC 3261 §14.1, glare).
+func (c *call) beginInvite() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inviteBusy || c.ended {
+		return false
+	}
+	c.inviteBusy = true
+	return true
+}
+
+func (c *call) endInvite() {
+	c.mu.Lock()
+	c.inviteBusy = false
+	c.mu.Unlock()
+}
+
+func (c *call) getState() callState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+func (c *call) setState(s callState) {
+	c.mu.Lock()
+	if !c.ended {
+		c.state = s
+		if s == stateAnswered && c.answered.IsZero() {
+			c.answered = time.Now()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// requestAbort asks an early call to stop; it reports false when the call is
+// no longer early (then the caller of requestAbort must hang up with BYE).
+func (c *call) requestAbort(a abortRequest) bool {
+	if c.getState() != stateEarly {
+		return false
+	}
+	select {
+	case c.abort <- a:
+	default:
+	}
+	return true
+}
+
+// end finishes the call exactly once: it leaves the call table, counts the
+// outcome and writes the CDR.
+func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.state = stateEnded
+	answered := c.answered
+	sid := c.sid
+	c.mu.Unlock()
+
+	s := c.srv
+	s.calls.remove(c.a.key)
+	if c.b != nil {
+		s.calls.remove(c.b.key)
+	}
+	if !answered.IsZero() && finalCode < 300 {
+		finalCode = 200
+	}
+	s.metrics.CallEnded(finalCode)
+	s.active.Add(-1)
+
+	now := time.Now()
+	rec := cdr.Record{
+		CallID: c.id, SessionID: sid.Local, From: c.from, To: c.to,
+		StartedAt: c.started, AnsweredAt: answered, EndedAt: now,
+		FinalCode: finalCode, HangupBy: party, Reason: reason,
+		Legs: []cdr.Leg{{Index: c.a.index, CallID: c.a.callID, Peer: c.a.remote.String()}},
+	}
+	if c.b != nil {
+		rec.Legs = append(rec.Legs, cdr.Leg{Index: c.b.index, CallID: c.b.callID, Peer: c.b.remote.String()})
+	}
+	if s.recorder != nil {
+		s.recorder.RecordCall(s.ctx, rec)
+	}
+	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		c.logger().WithFields(logrus.Fields{"code": finalCode, "hangup_by": party, "reason": reason}).Debug("call ended")
+	}
+}

@@ -1,0 +1,119 @@
+package b2bua
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// allowedMethods is our Allow header: what callpath itself accepts.
+const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY"
+
+// passedHeaders are the only end-to-end headers copied from one leg to the
+// other. Everything else (Via, Contact, Record-Route, Route, User-Agent,
+// Server, Call-ID, tags, P-headers with addresses …) stays on its own side:
+// that is the topology hiding. A whitelist, not a blacklist, so a header
+// nobody thought of does not leak.
+var passedHeaders = []string{
+	"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language",
+	"Accept", "Accept-Encoding", "Accept-Language",
+	"Subject", "Priority", "Privacy", "Event", "Subscription-State", "Info-Package",
+}
+
+// passedResponseHeaders are copied from a response on one leg to the
+// response we send on the other.
+var passedResponseHeaders = []string{
+	"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language",
+	"Accept", "Accept-Encoding", "Accept-Language", "Unsupported", "Retry-After", "Min-SE",
+}
+
+// copyHeaders appends the named headers of src to dst, in their order.
+func copyHeaders(dst, src sip.Message, names []string) {
+	for _, name := range names {
+		for _, h := range src.GetHeaders(name) {
+			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
+}
+
+// maxForwards returns the request's Max-Forwards, or def when it has none
+// (RFC 3261 §16.6 step 3: a missing header is treated as 70).
+func maxForwards(req *sip.Request, def int) int {
+	if mf := req.MaxForwards(); mf != nil {
+		return int(mf.Val())
+	}
+	return def
+}
+
+// unsupportedRequire lists the option tags of Require (and Proxy-Require)
+// that callpath does not implement; RFC 3261 §8.2.2.3 says answer 420 with
+// them in Unsupported. We implement none: in particular no 100rel, whose
+// PRACKs a B2BUA would have to generate on each leg.
+func unsupportedRequire(req *sip.Request) []string {
+	var tags []string
+	for _, name := range []string{"Require", "Proxy-Require"} {
+		for _, h := range req.GetHeaders(name) {
+			for _, tag := range strings.Split(h.Value(), ",") {
+				if tag = strings.TrimSpace(tag); tag != "" {
+					tags = append(tags, tag)
+				}
+			}
+		}
+	}
+	return tags
+}
+
+// userOf returns the user part of a URI, the phone number for telephony URIs.
+func userOf(u *sip.Uri) string {
+	if u == nil {
+		return ""
+	}
+	return u.User
+}
+
+// tagOf returns the tag parameter of a From or To header.
+func tagOf(params sip.HeaderParams) string {
+	tag, _ := params.Get("tag")
+	return tag
+}
+
+// validateRequest checks the headers every request must carry
+// (RFC 3261 §8.1.1); a request missing one gets 400 with the reason.
+func validateRequest(req *sip.Request) string {
+	switch {
+	case req.From() == nil:
+		return "Missing From"
+	case req.To() == nil:
+		return "Missing To"
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return "Missing Call-ID"
+	case req.CSeq() == nil:
+		return "Missing CSeq"
+	case req.CSeq().MethodName != req.Method && !(req.IsAck() && req.CSeq().MethodName == sip.INVITE):
+		return "CSeq method does not match"
+	case tagOf(req.From().Params) == "":
+		return "Missing From tag"
+	}
+	return ""
+}
+
+// mapFinalResponse turns a final response of an outgoing leg into the code
+// the other leg gets. Most codes pass unchanged; the exceptions keep one side's
+// business off the other side:
+//   - 401/407: the challenge is for credentials of the far network, which the
+//     caller cannot have; it becomes 403.
+//   - 503: relayed as is it would make the caller's proxy think callpath itself
+//     is overloaded and route around it (RFC 3261 §16.7 step 6); it becomes 500.
+//   - 3xx: the Contact of a redirect names an address of the far side; a
+//     B2BUA does not pass it on, the call is not reachable: 480.
+func mapFinalResponse(code int, reason string) (int, string) {
+	switch {
+	case code == 401 || code == 407:
+		return 403, "Forbidden"
+	case code == 503:
+		return 500, "Server Internal Error"
+	case code >= 300 && code < 400:
+		return 480, "Temporarily Unavailable"
+	}
+	return code, reason
+}

@@ -1,0 +1,290 @@
+package b2bua
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"callpath/cdr"
+	"callpath/routing"
+)
+
+// onInvite handles every INVITE: a new call, or a re-INVITE when it carries a
+// To tag.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	s.metrics.Request("INVITE", "in")
+	if why := validateRequest(req); why != "" {
+		s.reply(tx, req, 400, why)
+		return
+	}
+	if tagOf(req.To().Params) != "" {
+		s.relayInDialog(req, tx)
+		return
+	}
+	if s.draining.Load() {
+		s.reply(tx, req, 503, "Service Unavailable",
+			sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second))))
+		return
+	}
+	if tags := unsupportedRequire(req); len(tags) > 0 {
+		s.reply(tx, req, 420, "Bad Extension", sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
+		return
+	}
+	mf := maxForwards(req, s.cfg.MaxForwards)
+	if mf <= 0 {
+		s.reply(tx, req, 483, "Too Many Hops")
+		return
+	}
+
+	c := s.newCall(req)
+	// Our tag goes into the request's own To header so that every response
+	// built from it, including the 487 sipgo sends by itself on CANCEL,
+	// carries the same tag (RFC 3261 §8.2.6.2).
+	req.To().Params.Add("tag", c.a.localTag)
+	s.calls.add(c.a)
+	s.active.Add(1)
+	s.metrics.CallStarted()
+	s.reply(tx, req, 100, "Trying")
+
+	cancelled := make(chan struct{})
+	if !tx.OnCancel(func(*sip.Request) { close(cancelled) }) {
+		c.end(cdr.HangupCaller, 487, "cancel")
+		return
+	}
+
+	decision := s.router.Decide(routing.Call{From: c.from, To: c.to, SessionID: c.sid.Local, Source: req.Source()})
+	if decision.Action != routing.ActionForward || len(decision.Targets) == 0 {
+		code, reason := decision.Code, decision.Reason
+		if code < 300 {
+			code, reason = 500, "Server Internal Error"
+		}
+		s.reply(tx, req, code, reason)
+		c.end(cdr.HangupGateway, code, "routing: "+reason)
+		return
+	}
+	out, err := s.newOutgoingInvite(c, req, decision.Targets[0], mf-1)
+	if err != nil {
+		c.logger().WithError(err).Warn("cannot build outgoing INVITE")
+		s.reply(tx, req, 500, "Server Internal Error")
+		c.end(cdr.HangupGateway, 500, "bad route target")
+		return
+	}
+	s.calls.add(c.b)
+	c.beginInvite()
+	defer c.endInvite()
+	s.runInvite(c, req, tx, out, cancelled)
+}
+
+// newCall builds the call and its incoming leg from the INVITE.
+func (s *Server) newCall(req *sip.Request) *call {
+	sid := SessionID{Local: NewSessionUUID(), Remote: NullUUID}
+	for _, h := range req.GetHeaders(SessionIDHeader) {
+		if parsed, err := ParseSessionID(h.Value()); err == nil && parsed.Local != NullUUID {
+			sid = parsed
+		}
+		break
+	}
+	c := &call{
+		srv: s, id: req.CallID().Value(), from: userOf(&req.From().Address), to: req.Recipient.User,
+		started: time.Now(), abort: make(chan abortRequest, 1), sid: sid,
+	}
+	a := &leg{
+		call: c, index: 1, side: sideUAS, callID: c.id, localTag: sip.GenerateTagN(16),
+		local: *req.To().Address.Clone(), localName: req.To().DisplayName,
+		remote: *req.From().Address.Clone(), remoteNm: req.From().DisplayName,
+		transport: transportOf(req),
+	}
+	a.key = dialogKey(a.callID, a.localTag)
+	a.contact = s.contact(a.transport)
+	a.remoteTag = tagOf(req.From().Params)
+	a.remoteCSeq = req.CSeq().SeqNo
+	a.remoteTarget = *req.From().Address.Clone()
+	a.learnTarget(req, true, false) // UAS: Record-Route in the order received
+	if sip.IsReliable(a.transport) {
+		a.flow = req.Source()
+	}
+	c.a = a
+	return c
+}
+
+// newOutgoingInvite builds leg 2 and its INVITE: new Call-ID, tags, CSeq,
+// Via and Contact; the caller's number and display name, our host; the SDP
+// and the whitelisted headers; Max-Forwards one lower (RFC 7332).
+func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Target, maxFwd int) (*sip.Request, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(target.URI, &ruri); err != nil {
+		return nil, err
+	}
+	if ruri.Host == "" {
+		return nil, errors.New("route target has no host")
+	}
+	if ruri.User == "" {
+		ruri.User = in.Recipient.User
+	}
+	b := &leg{
+		call: c, index: 2, side: sideUAC, callID: sip.GenerateTagN(24), localTag: sip.GenerateTagN(16),
+		local:     sip.Uri{Scheme: "sip", User: c.from, Host: s.listeners.host},
+		localName: in.From().DisplayName,
+		remote:    sip.Uri{Scheme: ruri.Scheme, User: ruri.User, Host: ruri.Host, Port: ruri.Port},
+		remoteNm:  in.To().DisplayName,
+	}
+	b.key = dialogKey(b.callID, b.localTag)
+	b.remoteTarget = ruri
+	probe := sip.NewRequest(sip.INVITE, ruri)
+	b.transport = transportOf(probe)
+	b.contact = s.contact(b.transport)
+	b.localCSeq = 1
+	c.b = b
+
+	req := b.newRequest(sip.INVITE, 1)
+	copyHeaders(req, in, passedHeaders)
+	req.AppendHeader(sip.NewHeader("Allow", allowedMethods))
+	c.setSessionID(b, req)
+	req.SetBody(in.Body())
+	s.prepare(req, maxFwd)
+	return req, nil
+}
+
+// runInvite drives the outgoing INVITE until the call is answered or fails,
+// relaying provisional and final responses to the caller.
+func (s *Server) runInvite(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, cancelled <-chan struct{}) {
+	ctr, err := s.send(s.ctx, out)
+	if err != nil {
+		c.logger().WithError(err).Info("outgoing INVITE failed")
+		s.reply(tx, req, 503, "Service Unavailable")
+		c.end(cdr.HangupGateway, 503, "next hop unreachable")
+		return
+	}
+	defer ctr.Terminate()
+	noAnswer := time.NewTimer(s.cfg.NoAnswerTimeout)
+	defer noAnswer.Stop()
+
+	var (
+		aborted       *abortRequest
+		provisional   bool
+		cancelPending bool
+		giveUp        <-chan time.Time
+	)
+	abort := func(a abortRequest) {
+		if aborted != nil {
+			return
+		}
+		aborted = &a
+		if a.code != 0 {
+			s.reply(tx, req, a.code, a.reason)
+		}
+		if provisional {
+			s.cancelOutgoing(out)
+		} else {
+			cancelPending = true // RFC 3261 §9.1: CANCEL only after a provisional response
+		}
+		// The callee owes us a final response after CANCEL; do not wait for
+		// it forever if it never sends one.
+		giveUp = time.After(64 * s.cfg.T1)
+	}
+
+	for {
+		select {
+		case res := <-ctr.Responses():
+			s.metrics.Response("INVITE", res.StatusCode, "in")
+			c.learnSessionID(c.b, res)
+			switch {
+			case res.StatusCode < 200:
+				provisional = true
+				if cancelPending {
+					cancelPending = false
+					s.cancelOutgoing(out)
+				}
+				if aborted == nil && res.StatusCode > 100 {
+					s.relayResponse(c, c.a, tx, req, res, res.StatusCode, res.Reason)
+				}
+			case res.StatusCode < 300:
+				if aborted != nil {
+					// Answered after we gave up: confirm and hang up at once.
+					s.ackAndBye(c, out, res)
+					c.end(aborted.party, aborted.finalCode(), aborted.why)
+					return
+				}
+				s.answer(c, req, tx, out, ctr, res)
+				return
+			default:
+				if aborted != nil {
+					c.end(aborted.party, aborted.finalCode(), aborted.why)
+					return
+				}
+				code, reason := mapFinalResponse(res.StatusCode, res.Reason)
+				s.relayResponse(c, c.a, tx, req, res, code, reason)
+				c.end(cdr.HangupCallee, code, strconv.Itoa(res.StatusCode)+" "+res.Reason)
+				return
+			}
+		case <-ctr.Done():
+			if aborted != nil {
+				c.end(aborted.party, aborted.finalCode(), aborted.why)
+				return
+			}
+			code, reason := 503, "Service Unavailable"
+			if errors.Is(ctr.Err(), sip.ErrTransactionTimeout) {
+				s.metrics.TransactionTimeout("INVITE")
+				code, reason = 408, "Request Timeout"
+			}
+			s.reply(tx, req, code, reason)
+			c.end(cdr.HangupGateway, code, "no response from next hop")
+			return
+		case <-cancelled:
+			cancelled = nil
+			// sipgo has already answered the CANCEL 200 and the INVITE 487.
+			abort(abortRequest{party: cdr.HangupCaller, why: "cancel", final: 487})
+		case a := <-c.abort:
+			abort(a)
+		case <-noAnswer.C:
+			abort(abortRequest{code: 408, reason: "Request Timeout", party: cdr.HangupGateway, why: "no answer"})
+		case <-giveUp:
+			c.end(aborted.party, aborted.finalCode(), aborted.why)
+			return
+		}
+	}
+}
+
+// answer relays the callee's 2xx to the caller and waits (without blocking
+// this goroutine) for the caller's ACK, which is relayed to the callee.
+func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, ctr sip.ClientTransaction, res *sip.Response) {
+	b := c.b
+	b.mu.Lock()
+	b.remoteTag = tagOf(res.To().Params)
+	b.mu.Unlock()
+	b.learnTarget(res, true, true) // UAC: Record-Route reversed (RFC 3261 §12.1.2)
+
+	pa := s.newPendingAck(c, c.a, tx, req, b, out)
+	if ct, ok := ctr.(*sip.ClientTx); ok {
+		ct.OnRetransmission(func(r *sip.Response) { s.onPeer2xxRetransmission(c, pa, r) })
+	}
+	c.setState(stateAnswered)
+	res2 := s.relayResponse(c, c.a, tx, req, res, res.StatusCode, res.Reason)
+	pa.start(res2)
+	s.metrics.CallAnswered(time.Since(c.started))
+}
+
+// relayResponse answers req on leg l with code, carrying over the body and
+// whitelisted headers of res (the response of the other leg).
+func (s *Server) relayResponse(c *call, l *leg, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, code int, reason string) *sip.Response {
+	out := sip.NewResponseFromRequest(req, code, reason, res.Body())
+	copyHeaders(out, res, passedResponseHeaders)
+	if code > 100 && code < 300 && (req.IsInvite() || req.Method == sip.UPDATE) {
+		out.AppendHeader(l.contact)
+		out.AppendHeader(sip.NewHeader("Allow", allowedMethods))
+	}
+	c.setSessionID(l, out)
+	s.respond(tx, req, out)
+	return out
+}
+
+// finalCode is the code the CDR records for an aborted call.
+func (a *abortRequest) finalCode() int {
+	if a.final != 0 {
+		return a.final
+	}
+	return a.code
+}

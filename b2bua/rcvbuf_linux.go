@@ -1,0 +1,7 @@
+package b2bua
+
+import "syscall"
+
+func setRcvBufForce(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
+}

@@ -1,0 +1,195 @@
+// Package b2bua is callpath's SIP back-to-back user agent: every call is an
+// incoming dialog and one or more outgoing dialogs with their own Call-IDs,
+// tags, CSeqs, Vias and Contacts, bridged here. It runs on sipgo's transport
+// and transaction layers and keeps its own dialog state.
+package b2bua
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/sirupsen/logrus"
+
+	"callpath/cdr"
+	"callpath/metrics"
+	"callpath/routing"
+)
+
+// Config is what the B2BUA needs to know; the app fills it from conf.
+type Config struct {
+	Listen           Listen
+	TLS              *tls.Config // for TLS and WSS listeners; nil when neither listens
+	AdvertisedHost   string
+	UserAgent        string
+	UDPReceiveBuffer int
+	NoAnswerTimeout  time.Duration
+	MaxForwards      int
+	T1, T2, T4       time.Duration
+	RetryAfter       time.Duration // sent with 503 while draining
+}
+
+// Listen holds one listen address per transport; empty disables it.
+type Listen struct {
+	UDP, TCP, TLS, WS, WSS string
+}
+
+// CallRecorder receives the CDR of every finished call. It must not block.
+type CallRecorder interface {
+	RecordCall(ctx context.Context, r cdr.Record)
+}
+
+// Server is the B2BUA.
+type Server struct {
+	cfg      Config
+	log      *logrus.Entry
+	router   routing.Decider
+	recorder CallRecorder
+	metrics  *metrics.SIP
+
+	ua     *sipgo.UserAgent
+	server *sipgo.Server
+	client *sipgo.Client
+
+	calls     *callTable
+	active    atomic.Int64
+	draining  atomic.Bool
+	listeners *listenerSet
+
+	// ctx lives as long as the server; call teardown runs on it, not on the
+	// context of the request that triggered it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var sipStackOnce sync.Once
+
+// InitSIPStack sets sipgo's process-wide state: its RFC 3261 timers and the
+// logger its transports use where no logger can be passed in. sipgo keeps
+// both in package variables that its goroutines read unguarded, so they are
+// set once, before any SIP traffic; later calls do nothing. A process runs one
+// B2BUA; tests call this first with the values every test shares.
+func InitSIPStack(t1, t2, t4 time.Duration, log *logrus.Entry) {
+	sipStackOnce.Do(func() {
+		if t1 > 0 {
+			sip.SetTimers(t1, t2, t4)
+		}
+		sip.SetDefaultLogger(slog.New(newLogrusHandler(log.WithField("component", "sipgo"))))
+	})
+}
+
+// New builds a B2BUA; Start opens its listeners.
+func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.SIP, log *logrus.Entry) (*Server, error) {
+	if router == nil || m == nil || log == nil {
+		return nil, errors.New("b2bua: router, metrics and logger are required")
+	}
+	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, log)
+	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgenTLSConfig(cfg.TLS),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(slogger),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slogger))
+	if err != nil {
+		return nil, fmt.Errorf("sip server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slogger))
+	if err != nil {
+		return nil, fmt.Errorf("sip client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
+		ua: ua, server: srv, client: client, calls: newCallTable(),
+		ctx: ctx, cancel: cancel,
+	}
+	srv.OnInvite(s.onInvite)
+	srv.OnAck(s.onAck)
+	srv.OnCancel(s.onCancel)
+	srv.OnBye(s.onBye)
+	srv.OnOptions(s.onOptions)
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY} {
+		srv.OnRequest(m, s.onInDialog)
+	}
+	srv.OnNoRoute(s.onNoRoute)
+	return s, nil
+}
+
+// Start opens the configured listeners and serves them until Close.
+func (s *Server) Start() error {
+	ls, err := openListeners(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.listeners = ls
+	ls.serve(s.server, &s.wg, s.log)
+	return nil
+}
+
+// Addr returns the bound address of a transport ("udp", "tcp", "tls", "ws",
+// "wss"), or "" when it does not listen.
+func (s *Server) Addr(transport string) string {
+	if s.listeners == nil {
+		return ""
+	}
+	return s.listeners.addr(transport)
+}
+
+// ActiveCalls is the number of calls in progress.
+func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
+
+// Close stops at once: listeners, transactions and connections go; calls in
+// progress are dropped without BYE. Use Drain first for a graceful stop.
+func (s *Server) Close() error {
+	s.cancel()
+	if s.listeners != nil {
+		s.listeners.close()
+	}
+	err := s.ua.Close()
+	s.wg.Wait()
+	return err
+}
+
+// respond sends a response on a server transaction and counts it.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	if ua := s.cfg.UserAgent; ua != "" && res.StatusCode != 100 {
+		res.AppendHeader(sip.NewHeader("Server", ua))
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.WithError(err).WithField("call_id", callIDOf(req)).Debug("respond failed")
+		return
+	}
+	s.metrics.Response(string(req.Method), res.StatusCode, "out")
+}
+
+// reply answers a request with a body-less response.
+func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, headers ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range headers {
+		res.AppendHeader(h)
+	}
+	s.respond(tx, req, res)
+}
+
+func callIDOf(m sip.Message) string {
+	if h := m.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}

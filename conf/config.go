@@ -1,0 +1,102 @@
+// Package conf is callpath's typed configuration: one YAML file whose shipped
+// version (callpath.yaml, embedded in the binary) holds every key with its
+// default, so that no file at all is a working configuration.
+package conf
+
+import (
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Log      Log      `yaml:"log"`
+	SIP      SIP      `yaml:"sip"`
+	Routing  Routing  `yaml:"routing"`
+	HTTP     HTTP     `yaml:"http"`
+	GRPC     GRPC     `yaml:"grpc"`
+	Store    Store    `yaml:"store"`
+	Shutdown Shutdown `yaml:"shutdown"`
+	Runtime  Runtime  `yaml:"runtime"`
+}
+
+// Log selects the log level and format.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// SIP configures the B2BUA's transports and call handling.
+type SIP struct {
+	Listen           Listen        `yaml:"listen"`
+	TLS              TLS           `yaml:"tls"`
+	AdvertisedHost   string        `yaml:"advertised_host"`
+	UserAgent        string        `yaml:"user_agent"`
+	UDPReceiveBuffer int           `yaml:"udp_receive_buffer"`
+	NoAnswerTimeout  time.Duration `yaml:"no_answer_timeout"`
+	MaxForwards      int           `yaml:"max_forwards"`
+	Timers           Timers        `yaml:"timers"`
+}
+
+// Listen holds one listen address per transport; an empty address disables it.
+type Listen struct {
+	UDP string `yaml:"udp"`
+	TCP string `yaml:"tcp"`
+	TLS string `yaml:"tls"`
+	WS  string `yaml:"ws"`
+	WSS string `yaml:"wss"`
+}
+
+// TLS holds the certificate for the TLS and WSS listeners.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Timers are the RFC 3261 base timers.
+type Timers struct {
+	T1 time.Duration `yaml:"t1"`
+	T2 time.Duration `yaml:"t2"`
+	T4 time.Duration `yaml:"t4"`
+}
+
+// Routing is the static routing table.
+type Routing struct {
+	DefaultTarget string  `yaml:"default_target"`
+	Routes        []Route `yaml:"routes"`
+}
+
+// Route sends calls to numbers that match Prefix, or lie in [RangeFrom, RangeTo],
+// to Target.
+type Route struct {
+	Prefix    string `yaml:"prefix"`
+	RangeFrom string `yaml:"range_from"`
+	RangeTo   string `yaml:"range_to"`
+	Target    string `yaml:"target"`
+}
+
+// HTTP is the operator HTTP server (metrics, health, later the APIs).
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// GRPC is the provisioning gRPC server.
+type GRPC struct {
+	Listen string `yaml:"listen"`
+}
+
+// Store is the SQLite database.
+type Store struct {
+	Path string `yaml:"path"`
+}
+
+// Shutdown controls the graceful drain on SIGTERM.
+type Shutdown struct {
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	RetryAfter   time.Duration `yaml:"retry_after"`
+}
+
+// Runtime tunes the Go runtime for the SIP hot path.
+type Runtime struct {
+	GCPercent   int    `yaml:"gc_percent"`
+	MemoryLimit string `yaml:"memory_limit"`
+}

@@ -1,0 +1,204 @@
+package conf
+
+import (
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks values that parse but make no sense; each error names its key.
+func (c *Config) Validate() error {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return keyError("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return keyError("log.format", "want text or json, got %q", c.Log.Format)
+	}
+
+	listens := map[string]string{
+		"sip.listen.udp": c.SIP.Listen.UDP, "sip.listen.tcp": c.SIP.Listen.TCP,
+		"sip.listen.tls": c.SIP.Listen.TLS, "sip.listen.ws": c.SIP.Listen.WS,
+		"sip.listen.wss": c.SIP.Listen.WSS, "http.listen": c.HTTP.Listen, "grpc.listen": c.GRPC.Listen,
+	}
+	for _, key := range []string{"sip.listen.udp", "sip.listen.tcp", "sip.listen.tls", "sip.listen.ws",
+		"sip.listen.wss", "http.listen", "grpc.listen"} {
+		if err := checkHostPort(key, listens[key]); err != nil {
+			return err
+		}
+	}
+	if c.SIP.Listen.UDP == "" && c.SIP.Listen.TCP == "" && c.SIP.Listen.TLS == "" &&
+		c.SIP.Listen.WS == "" && c.SIP.Listen.WSS == "" {
+		return keyError("sip.listen", "at least one transport must listen")
+	}
+	if c.SIP.Listen.TLS != "" || c.SIP.Listen.WSS != "" {
+		if c.SIP.TLS.CertFile == "" {
+			return keyError("sip.tls.cert_file", "required when sip.listen.tls or sip.listen.wss is set")
+		}
+		if c.SIP.TLS.KeyFile == "" {
+			return keyError("sip.tls.key_file", "required when sip.listen.tls or sip.listen.wss is set")
+		}
+	}
+	if strings.ContainsAny(c.SIP.AdvertisedHost, " <>;:@\"") && net.ParseIP(c.SIP.AdvertisedHost) == nil {
+		return keyError("sip.advertised_host", "want a host name or IP address, got %q", c.SIP.AdvertisedHost)
+	}
+	if c.SIP.UserAgent == "" || strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
+		return keyError("sip.user_agent", "want a non-empty single-line value")
+	}
+	if c.SIP.UDPReceiveBuffer < 0 {
+		return keyError("sip.udp_receive_buffer", "must not be negative")
+	}
+	if err := positive("sip.no_answer_timeout", c.SIP.NoAnswerTimeout); err != nil {
+		return err
+	}
+	if c.SIP.MaxForwards < 1 || c.SIP.MaxForwards > 255 {
+		return keyError("sip.max_forwards", "want 1 to 255, got %d", c.SIP.MaxForwards)
+	}
+	for key, d := range map[string]time.Duration{"sip.timers.t1": c.SIP.Timers.T1,
+		"sip.timers.t2": c.SIP.Timers.T2, "sip.timers.t4": c.SIP.Timers.T4} {
+		if err := positive(key, d); err != nil {
+			return err
+		}
+	}
+	if c.SIP.Timers.T2 < c.SIP.Timers.T1 {
+		return keyError("sip.timers.t2", "must not be shorter than sip.timers.t1")
+	}
+
+	if c.Routing.DefaultTarget != "" {
+		if err := checkSIPURI("routing.default_target", c.Routing.DefaultTarget); err != nil {
+			return err
+		}
+	}
+	for i, r := range c.Routing.Routes {
+		key := "routing.routes[" + strconv.Itoa(i) + "]"
+		if err := checkSIPURI(key+".target", r.Target); err != nil {
+			return err
+		}
+		hasRange := r.RangeFrom != "" || r.RangeTo != ""
+		if hasRange && r.Prefix != "" {
+			return keyError(key, "give either prefix or range_from/range_to, not both")
+		}
+		if hasRange {
+			if len(r.RangeFrom) != len(r.RangeTo) || !isNumber(r.RangeFrom) || !isNumber(r.RangeTo) {
+				return keyError(key+".range_from", "range_from and range_to must be numbers of the same length")
+			}
+			if r.RangeFrom > r.RangeTo {
+				return keyError(key+".range_from", "range_from %q is above range_to %q", r.RangeFrom, r.RangeTo)
+			}
+		}
+	}
+
+	if c.Store.Path == "" {
+		return keyError("store.path", "must not be empty")
+	}
+	if err := positive("shutdown.drain_timeout", c.Shutdown.DrainTimeout); err != nil {
+		return err
+	}
+	if c.Shutdown.RetryAfter < time.Second {
+		return keyError("shutdown.retry_after", "want at least 1s, got %s", c.Shutdown.RetryAfter)
+	}
+	if c.Runtime.GCPercent < -1 || c.Runtime.GCPercent == 0 {
+		return keyError("runtime.gc_percent", "want a positive percentage or -1 (off), got %d", c.Runtime.GCPercent)
+	}
+	if c.Runtime.MemoryLimit != "" {
+		if _, err := ParseByteSize(c.Runtime.MemoryLimit); err != nil {
+			return keyError("runtime.memory_limit", "%v", err)
+		}
+	}
+	return nil
+}
+
+// ApplyRuntime sets the Go runtime knobs of the config.
+func (c *Config) ApplyRuntime() {
+	debug.SetGCPercent(c.Runtime.GCPercent)
+	if n, err := ParseByteSize(c.Runtime.MemoryLimit); err == nil && n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+}
+
+func positive(key string, d time.Duration) error {
+	if d <= 0 {
+		return keyError(key, "must be positive, got %s", d)
+	}
+	return nil
+}
+
+func checkHostPort(key, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return keyError(key, "want host:port, got %q", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return keyError(key, "port %q is not 0-65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /@") {
+		return keyError(key, "host %q is not a host name or IP address", host)
+	}
+	return nil
+}
+
+func checkSIPURI(key, uri string) error {
+	lower := strings.ToLower(uri)
+	if !strings.HasPrefix(lower, "sip:") && !strings.HasPrefix(lower, "sips:") {
+		return keyError(key, "want a sip: or sips: URI, got %q", uri)
+	}
+	rest := uri[strings.IndexByte(uri, ':')+1:]
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[at+1:]
+	}
+	if rest == "" || rest[0] == ';' || rest[0] == ':' || strings.ContainsAny(uri, " \r\n<>\"") {
+		return keyError(key, "URI %q has no host", uri)
+	}
+	return nil
+}
+
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "+")
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseByteSize reads sizes such as "512MiB", "2GiB", "1048576".
+func ParseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, &sizeError{s}
+	}
+	return n * mult, nil
+}
+
+type sizeError struct{ s string }
+
+func (e *sizeError) Error() string {
+	return "want a size such as 512MiB or 2GiB, got " + strconv.Quote(e.s)
+}

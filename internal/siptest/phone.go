@@ -1,0 +1,322 @@
+// Package siptest holds SIP test parts: a phone (a sipgo user agent that
+// places and answers calls and records what it received) and raw datagram
+// helpers. The phone is a real SIP implementation talking over real sockets
+// on loopback; it is sipgo's dialog layer, independent of callpath's own.
+package siptest
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Phone is a SIP user agent listening on 127.0.0.1.
+type Phone struct {
+	t         testing.TB
+	Transport string // "udp" or "tcp"
+	Addr      string // host:port it listens on
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	client    *sipgo.Client
+	dialogUA  *sipgo.DialogUA
+	serverDlg *sipgo.DialogServerCache
+	clientDlg *sipgo.DialogClientCache
+
+	incoming chan *Incoming
+	mu       sync.Mutex
+	received []*sip.Request
+	notify   chan struct{}
+}
+
+// Incoming is a call the phone received; the test decides how to answer.
+type Incoming struct {
+	Req     *sip.Request
+	Tx      sip.ServerTransaction
+	Dialog  *sipgo.DialogServerSession
+	release chan struct{}
+	once    sync.Once
+	final   chan error
+}
+
+// NewPhone starts a phone on 127.0.0.1:0 over transport ("udp" or "tcp").
+func NewPhone(t testing.TB, transport string) *Phone {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest-phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Phone{t: t, Transport: transport, ua: ua, srv: srv, incoming: make(chan *Incoming, 16), notify: make(chan struct{}, 1)}
+
+	var addr string
+	ctx, cancel := context.WithCancel(context.Background())
+	switch transport {
+	case "udp":
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = conn.LocalAddr().String()
+		go func() { _ = srv.ServeUDP(conn) }()
+		t.Cleanup(func() { _ = conn.Close() })
+	case "tcp":
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		go func() { _ = srv.ServeTCP(ln) }()
+		t.Cleanup(func() { _ = ln.Close() })
+	default:
+		t.Fatalf("siptest: transport %q", transport)
+	}
+	p.Addr = addr
+	host, port, _ := net.SplitHostPort(addr)
+	portNum, _ := strconv.Atoi(port)
+	p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(portNum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "phone", Host: host, Port: portNum}}
+	if transport == "tcp" {
+		contact.Address.UriParams = sip.NewParams()
+		contact.Address.UriParams.Add("transport", "tcp")
+	}
+	p.dialogUA = &sipgo.DialogUA{Client: p.client, ContactHDR: contact}
+	p.serverDlg = sipgo.NewDialogServerCache(p.client, contact)
+	p.clientDlg = sipgo.NewDialogClientCache(p.client, contact)
+
+	srv.OnInvite(p.onInvite)
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		_ = p.serverDlg.ReadAck(req, tx)
+	})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		if err := p.serverDlg.ReadBye(req, tx); err == nil {
+			return
+		}
+		if err := p.clientDlg.ReadBye(req, tx); err == nil {
+			return
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	answerOK := func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	}
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.OPTIONS, sip.MESSAGE} {
+		srv.OnRequest(m, answerOK)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = ua.Close()
+	})
+	_ = ctx
+	return p
+}
+
+func (p *Phone) record(req *sip.Request) {
+	p.mu.Lock()
+	p.received = append(p.received, req)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// onInvite hands new calls to the test; re-INVITEs are answered 200 with the
+// offered SDP's direction mirrored (hold → recvonly) by AnswerReinvite.
+func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.record(req)
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		body := ReinviteAnswer(req.Body())
+		res := sip.NewResponseFromRequest(req, 200, "OK", body)
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.AppendHeader(&p.dialogUA.ContactHDR)
+		_ = tx.Respond(res)
+		return
+	}
+	dlg, err := p.serverDlg.ReadInvite(req, tx)
+	if err != nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+		return
+	}
+	in := &Incoming{Req: req, Tx: tx, Dialog: dlg, release: make(chan struct{})}
+	p.incoming <- in
+	// sipgo ends the transaction when the handler returns: hold it until the
+	// test has given its final answer (or the transaction dies).
+	select {
+	case <-in.release:
+	case <-tx.Done():
+	case <-time.After(60 * time.Second):
+	}
+}
+
+// Respond sends a response on the incoming call. A final response is sent in
+// the background, because sipgo's dialog waits for its ACK (retransmitting a
+// 2xx meanwhile); WaitFinal returns that outcome.
+func (in *Incoming) Respond(code int, reason string, body []byte, headers ...sip.Header) error {
+	if body != nil {
+		headers = append(headers, sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	if code < 200 {
+		return in.Dialog.Respond(code, reason, body, headers...)
+	}
+	in.once.Do(func() {
+		in.final = make(chan error, 1)
+		go func() {
+			in.final <- in.Dialog.Respond(code, reason, body, headers...)
+			close(in.release)
+		}()
+	})
+	return nil
+}
+
+// WaitFinal waits for the final response sent by Respond to complete (for a
+// 2xx: its ACK arrived) and returns its error.
+func (in *Incoming) WaitFinal(timeout time.Duration) error {
+	select {
+	case err := <-in.final:
+		return err
+	case <-time.After(timeout):
+		return context.DeadlineExceeded
+	}
+}
+
+// NextCall waits for the next incoming INVITE.
+func (p *Phone) NextCall(timeout time.Duration) *Incoming {
+	p.t.Helper()
+	select {
+	case in := <-p.incoming:
+		return in
+	case <-time.After(timeout):
+		p.t.Fatalf("phone %s: no incoming call within %s", p.Addr, timeout)
+		return nil
+	}
+}
+
+// NoCall asserts that no INVITE arrives within d.
+func (p *Phone) NoCall(d time.Duration) {
+	p.t.Helper()
+	select {
+	case in := <-p.incoming:
+		p.t.Fatalf("phone %s: unexpected call %s", p.Addr, in.Req.StartLine())
+	case <-time.After(d):
+	}
+}
+
+// WaitRequest waits until the phone has received a request matching match,
+// and returns it.
+func (p *Phone) WaitRequest(timeout time.Duration, match func(*sip.Request) bool) *sip.Request {
+	p.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	seen := 0
+	for {
+		p.mu.Lock()
+		for ; seen < len(p.received); seen++ {
+			if match(p.received[seen]) {
+				r := p.received[seen]
+				p.mu.Unlock()
+				return r
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.notify:
+		case <-deadline.C:
+			p.t.Fatalf("phone %s: no matching request within %s", p.Addr, timeout)
+			return nil
+		}
+	}
+}
+
+// Received returns a copy of every request received so far.
+func (p *Phone) Received() []*sip.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*sip.Request(nil), p.received...)
+}
+
+// Method matches requests by method.
+func Method(m sip.RequestMethod) func(*sip.Request) bool {
+	return func(r *sip.Request) bool { return r.Method == m }
+}
+
+// Invite builds an INVITE from this phone to user@gateway.
+func (p *Phone) Invite(gateway, user string, sdp []byte, headers ...sip.Header) *sip.Request {
+	host, port, _ := net.SplitHostPort(gateway)
+	portNum, _ := strconv.Atoi(port)
+	ruri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: portNum}
+	if p.Transport == "tcp" {
+		ruri.UriParams = sip.NewParams()
+		ruri.UriParams.Add("transport", "tcp")
+	}
+	req := sip.NewRequest(sip.INVITE, ruri)
+	phoneHost, _, _ := net.SplitHostPort(p.Addr)
+	from := &sip.FromHeader{DisplayName: "Alice", Address: sip.Uri{Scheme: "sip", User: "+4790000001", Host: phoneHost}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: host}})
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
+	if sdp != nil {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	req.SetBody(sdp)
+	return req
+}
+
+// Dial sends an INVITE built by Invite and returns the client dialog.
+func (p *Phone) Dial(ctx context.Context, req *sip.Request) (*sipgo.DialogClientSession, error) {
+	return p.clientDlg.WriteInvite(ctx, req)
+}
+
+// Client returns the phone's sipgo client, for hand-made requests.
+func (p *Phone) Client() *sipgo.Client { return p.client }
+
+// Contact is the phone's own Contact header.
+func (p *Phone) Contact() *sip.ContactHeader { return &p.dialogUA.ContactHDR }
+
+// SDP returns a minimal audio offer from this phone with session version v
+// and direction dir ("sendrecv", "sendonly", …).
+func SDP(host string, port int, v int, dir string) []byte {
+	return []byte("v=0\r\n" +
+		"o=- 1000 " + strconv.Itoa(v) + " IN IP4 " + host + "\r\n" +
+		"s=-\r\n" +
+		"c=IN IP4 " + host + "\r\n" +
+		"t=0 0\r\n" +
+		"m=audio " + strconv.Itoa(port) + " RTP/AVP 0 101\r\n" +
+		"a=rtpmap:0 PCMU/8000\r\n" +
+		"a=rtpmap:101 telephone-event/8000\r\n" +
+		"a=" + dir + "\r\n")
+}
+
+// ReinviteAnswer mirrors the direction of an offer: sendonly becomes recvonly.
+func ReinviteAnswer(offer []byte) []byte {
+	s := string(offer)
+	switch {
+	case strings.Contains(s, "a=sendonly"):
+		s = strings.Replace(s, "a=sendonly", "a=recvonly", 1)
+	case strings.Contains(s, "a=recvonly"):
+		s = strings.Replace(s, "a=recvonly", "a=sendonly", 1)
+	}
+	return []byte(s)
+}
