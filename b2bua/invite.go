@@ -81,11 +81,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // newCall builds the call and its incoming leg from the INVITE.
 func (s *Server) newCall(req *sip.Request) *call {
 	sid := SessionID{Local: NewSessionUUID(), Remote: NullUUID}
-	for _, h := range req.GetHeaders(SessionIDHeader) {
+	// Only the first Session-ID counts (RFC 7989 §7: one per message).
+	if h := req.GetHeader(SessionIDHeader); h != nil {
 		if parsed, err := ParseSessionID(h.Value()); err == nil && parsed.Local != NullUUID {
 			sid = parsed
 		}
-		break
 	}
 	c := &call{
 		srv: s, id: req.CallID().Value(), from: userOf(&req.From().Address), to: req.Recipient.User,

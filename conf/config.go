@@ -77,6 +77,7 @@ type Route struct {
 // HTTP is the operator HTTP server (metrics, health, later the APIs).
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	Pprof  bool   `yaml:"pprof"`
 }
 
 // GRPC is the provisioning gRPC server.

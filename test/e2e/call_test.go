@@ -71,15 +71,6 @@ func dialAnswered(t *testing.T, gw *gateway, caller, callee *siptest.Phone, gwAd
 	return dlg, in
 }
 
-func containsInt(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 func TestBasicCallCallerHangsUp(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {

@@ -1,0 +1,43 @@
+# callpath — common tasks. `make test` is the command the README and CI run.
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 15s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: run build test test-short deps lint fuzz bench bench-sip clean
+
+run:                 ## run the gateway on its embedded defaults
+	$(GO) run ./cmd/callpath
+
+build:
+	$(GO) build -o bin/callpath ./cmd/callpath
+
+deps:                ## SIPp and Kamailio for the interop tests (apt-get)
+	./scripts/deps.sh
+
+test: deps           ## every test, with the race detector, against real peers
+	$(GO) test -race -count=1 $(PKGS)
+
+test-short:          ## unit and in-process tests only (no SIPp)
+	$(GO) test -count=1 -short $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+fuzz:                ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:               ## Go micro-benchmarks of the hot paths
+	$(GO) test -run XXX -bench . -benchmem -count 3 $(PKGS)
+
+bench-sip: deps      ## SIPp load through callpath and Kamailio (see BENCHMARKS.md)
+	./bench/sip.sh $(BENCH_SIP_ARGS)
+
+clean:
+	rm -rf bin var
