@@ -6,6 +6,7 @@ package siptest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"strings"
@@ -45,10 +46,25 @@ type Incoming struct {
 	final   chan error
 }
 
-// NewPhone starts a phone on 127.0.0.1:0 over transport ("udp" or "tcp").
+// NewPhone starts a phone on 127.0.0.1:0 over transport ("udp", "tcp" or
+// "ws"; "tls" and "wss" need NewTLSPhone).
 func NewPhone(t testing.TB, transport string) *Phone {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest-phone"))
+	return newPhone(t, transport, nil)
+}
+
+// NewTLSPhone starts a phone over "tls" or "wss" that serves and trusts ca.
+func NewTLSPhone(t testing.TB, transport string, ca *TestCA) *Phone {
+	t.Helper()
+	return newPhone(t, transport, ca)
+}
+
+func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent("siptest-phone")}
+	if ca != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(ca.ClientConfig()))
+	}
+	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +85,32 @@ func NewPhone(t testing.TB, transport string) *Phone {
 		addr = conn.LocalAddr().String()
 		go func() { _ = srv.ServeUDP(conn) }()
 		t.Cleanup(func() { _ = conn.Close() })
-	case "tcp":
+	case "tcp", "ws":
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr = ln.Addr().String()
-		go func() { _ = srv.ServeTCP(ln) }()
+		if transport == "ws" {
+			go func() { _ = srv.ServeWS(ln) }()
+		} else {
+			go func() { _ = srv.ServeTCP(ln) }()
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+	case "tls", "wss":
+		if ca == nil {
+			t.Fatalf("siptest: %s needs NewTLSPhone", transport)
+		}
+		ln, err := tls.Listen("tcp4", "127.0.0.1:0", ca.ServerConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		if transport == "wss" {
+			go func() { _ = srv.ServeWSS(ln) }()
+		} else {
+			go func() { _ = srv.ServeTLS(ln) }()
+		}
 		t.Cleanup(func() { _ = ln.Close() })
 	default:
 		t.Fatalf("siptest: transport %q", transport)
@@ -88,9 +123,9 @@ func NewPhone(t testing.TB, transport string) *Phone {
 		t.Fatal(err)
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "phone", Host: host, Port: portNum}}
-	if transport == "tcp" {
+	if transport != "udp" {
 		contact.Address.UriParams = sip.NewParams()
-		contact.Address.UriParams.Add("transport", "tcp")
+		contact.Address.UriParams.Add("transport", transport)
 	}
 	p.dialogUA = &sipgo.DialogUA{Client: p.client, ContactHDR: contact}
 	p.serverDlg = sipgo.NewDialogServerCache(p.client, contact)
@@ -264,9 +299,9 @@ func (p *Phone) Invite(gateway, user string, sdp []byte, headers ...sip.Header) 
 	host, port, _ := net.SplitHostPort(gateway)
 	portNum, _ := strconv.Atoi(port)
 	ruri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: portNum}
-	if p.Transport == "tcp" {
+	if p.Transport != "udp" {
 		ruri.UriParams = sip.NewParams()
-		ruri.UriParams.Add("transport", "tcp")
+		ruri.UriParams.Add("transport", p.Transport)
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	phoneHost, _, _ := net.SplitHostPort(p.Addr)

@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"callpath/internal/siptest"
+)
+
+// The caller reaches callpath over each stream transport; callpath answers on
+// the same connection and sends the callee's BYE back over it (the caller's
+// Contact is not reachable for a browser-like WS client, so the flow is used).
+func TestCallerOverTLSAndWebSocket(t *testing.T) {
+	ca := siptest.NewTestCA(t)
+	for _, transport := range []string{"tls", "ws", "wss"} {
+		t.Run(transport, func(t *testing.T) {
+			callee := siptest.NewPhone(t, "udp")
+			gw := startGateway(t, callee.Addr, fmt.Sprintf(`
+sip:
+  listen: {tls: "127.0.0.1:0", ws: "127.0.0.1:0", wss: "127.0.0.1:0"}
+  tls: {cert_file: %q, key_file: %q}
+`, ca.CertFile, ca.KeyFile))
+			var caller *siptest.Phone
+			if transport == "ws" {
+				caller = siptest.NewPhone(t, transport)
+			} else {
+				caller = siptest.NewTLSPhone(t, transport, ca)
+			}
+			gwAddr := gw.app.SIPAddr(transport)
+			if gwAddr == "" {
+				t.Fatalf("gateway does not listen on %s", transport)
+			}
+			dlg, in := dialAnswered(t, gw, caller, callee, gwAddr)
+			if v := in.Req.Via(); v.Transport != "UDP" {
+				t.Fatalf("callee leg Via transport %s, want UDP", v.Transport)
+			}
+			if c := dlg.InviteResponse.Contact(); c == nil {
+				t.Fatal("no Contact in 200 OK")
+			} else if tp, _ := c.Address.UriParams.Get("transport"); transport != "tls" && tp != transport {
+				t.Fatalf("200 OK Contact %s, want transport=%s", c.Address.String(), transport)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := in.Dialog.Bye(ctx); err != nil {
+				t.Fatalf("callee bye: %v", err)
+			}
+			bye := caller.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
+			if bye.CallID().Value() != dlg.InviteRequest.CallID().Value() {
+				t.Fatal("BYE on the wrong dialog")
+			}
+			eventually(t, 2*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
+		})
+	}
+}
