@@ -74,8 +74,11 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	}
 	p := &Phone{t: t, Transport: transport, ua: ua, srv: srv, incoming: make(chan *Incoming, 16), notify: make(chan struct{}, 1)}
 
+	// Handlers are registered before serving starts: sipgo reads its handler
+	// map unguarded, and a stray retransmission to a reused port may arrive
+	// at once.
 	var addr string
-	ctx, cancel := context.WithCancel(context.Background())
+	var serve func()
 	switch transport {
 	case "udp":
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -83,7 +86,7 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 			t.Fatal(err)
 		}
 		addr = conn.LocalAddr().String()
-		go func() { _ = srv.ServeUDP(conn) }()
+		serve = func() { _ = srv.ServeUDP(conn) }
 		t.Cleanup(func() { _ = conn.Close() })
 	case "tcp", "ws":
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -92,9 +95,9 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 		}
 		addr = ln.Addr().String()
 		if transport == "ws" {
-			go func() { _ = srv.ServeWS(ln) }()
+			serve = func() { _ = srv.ServeWS(ln) }
 		} else {
-			go func() { _ = srv.ServeTCP(ln) }()
+			serve = func() { _ = srv.ServeTCP(ln) }
 		}
 		t.Cleanup(func() { _ = ln.Close() })
 	case "tls", "wss":
@@ -107,9 +110,9 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 		}
 		addr = ln.Addr().String()
 		if transport == "wss" {
-			go func() { _ = srv.ServeWSS(ln) }()
+			serve = func() { _ = srv.ServeWSS(ln) }
 		} else {
-			go func() { _ = srv.ServeTLS(ln) }()
+			serve = func() { _ = srv.ServeTLS(ln) }
 		}
 		t.Cleanup(func() { _ = ln.Close() })
 	default:
@@ -157,11 +160,8 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.OPTIONS, sip.MESSAGE} {
 		srv.OnRequest(m, answerOK)
 	}
-	t.Cleanup(func() {
-		cancel()
-		_ = ua.Close()
-	})
-	_ = ctx
+	go serve()
+	t.Cleanup(func() { _ = ua.Close() })
 	return p
 }
 
