@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 15s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test test-short deps lint fuzz bench bench-sip clean
+.PHONY: run build test deps lint fuzz bench bench-sip clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -17,9 +17,6 @@ deps:                ## SIPp and Kamailio for the interop tests (apt-get)
 
 test: deps           ## every test, with the race detector, against real peers
 	$(GO) test -race -count=1 $(PKGS)
-
-test-short:          ## unit and in-process tests only (no SIPp)
-	$(GO) test -count=1 -short $(PKGS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"callpath/internal/sipptest"
+)
+
+// Interop: the same flows as the in-process tests, driven by SIPp, a real
+// and independent SIP implementation, on both sides of callpath, over UDP and
+// TCP. The callee scenarios check what the B2BUA must do to the INVITE
+// (Session-ID kept, Max-Forwards decremented); SIPp fails the call otherwise.
+func TestSIPpInterop(t *testing.T) {
+	if err := sipptest.Available(); err != nil {
+		t.Fatalf("SIPp is required (apt-get install sip-tester, or make deps): %v", err)
+	}
+	flows := []struct {
+		name, uac, uas string
+		uacExtra       []string
+		calls          int
+	}{
+		{"basic call, caller hangs up", "uac_basic.xml", "uas_basic.xml", []string{"-d", "200"}, 3},
+		{"callee hangs up", "uac_callee_bye.xml", "uas_bye.xml", nil, 2},
+		{"cancel while ringing", "uac_cancel.xml", "uas_ring_forever.xml", nil, 2},
+		{"busy relayed", "uac_expect_486.xml", "uas_busy.xml", nil, 2},
+		{"re-INVITE hold", "uac_reinvite.xml", "uas_reinvite.xml", nil, 2},
+	}
+	for _, transport := range []string{"udp", "tcp"} {
+		for _, f := range flows {
+			t.Run(transport+"/"+f.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				uas := sipptest.Start(ctx, t, sipptest.Options{
+					Scenario: "../sipp/" + f.uas, Transport: transport, Calls: f.calls, Timeout: 40 * time.Second,
+				})
+				target := uas.Addr()
+				if transport == "tcp" {
+					target += ";transport=tcp"
+				}
+				gw := startGateway(t, target, "")
+				remote := gw.udp()
+				if transport == "tcp" {
+					remote = gw.tcp()
+				}
+				res := sipptest.Run(ctx, t, sipptest.Options{
+					Scenario: "../sipp/" + f.uac, Remote: remote, Transport: transport,
+					Calls: f.calls, Rate: 10, Extra: append([]string{"-s", "+4790000002"}, f.uacExtra...),
+					Timeout: 40 * time.Second,
+				})
+				if err := res.Err(); err != nil {
+					t.Fatalf("caller: %v", err)
+				}
+				ures, err := uas.Wait(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := ures.Err(); err != nil {
+					t.Fatalf("callee: %v", err)
+				}
+				recs := gw.cdrs(f.calls)
+				if len(recs) != f.calls {
+					t.Fatalf("%d CDRs for %d calls", len(recs), f.calls)
+				}
+				eventually(t, 5*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
+			})
+		}
+		t.Run(transport+"/max-forwards 0 gets 483", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			gw := startGateway(t, "127.0.0.1:9", "")
+			remote := gw.udp()
+			if transport == "tcp" {
+				remote = gw.tcp()
+			}
+			res := sipptest.Run(ctx, t, sipptest.Options{
+				Scenario: "../sipp/uac_maxfwd0.xml", Remote: remote, Transport: transport, Calls: 1,
+				Extra: []string{"-s", "+4790000002"}, Timeout: 20 * time.Second,
+			})
+			if err := res.Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
