@@ -82,7 +82,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable")
 		return
 	}
-	defer ctr.Terminate()
+	// Left to end on its own timers, like the initial INVITE's.
 	method := string(req.Method)
 	for {
 		select {
@@ -185,7 +185,6 @@ func (s *Server) finish(req *sip.Request) {
 	if err != nil {
 		return
 	}
-	defer ctr.Terminate()
 	method := string(req.Method)
 	for {
 		select {

@@ -158,7 +158,9 @@ func (s *Server) runInvite(c *call, req *sip.Request, tx sip.ServerTransaction, 
 		c.end(cdr.HangupGateway, 503, "next hop unreachable")
 		return
 	}
-	defer ctr.Terminate()
+	// The transaction is left to end on its own timers (Timer D after a
+	// failure, Timer M after a 2xx): until then it ACKs retransmitted
+	// failures and hands retransmitted 2xx to onPeer2xxRetransmission.
 	noAnswer := time.NewTimer(s.cfg.NoAnswerTimeout)
 	defer noAnswer.Stop()
 
@@ -242,6 +244,7 @@ func (s *Server) runInvite(c *call, req *sip.Request, tx sip.ServerTransaction, 
 		case <-noAnswer.C:
 			abort(abortRequest{code: 408, reason: "Request Timeout", party: cdr.HangupGateway, why: "no answer"})
 		case <-giveUp:
+			ctr.Terminate()
 			c.end(aborted.party, aborted.finalCode(), aborted.why)
 			return
 		}
