@@ -2,6 +2,7 @@ package siptest
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +102,49 @@ func Header(msg, name string) string {
 		}
 	}
 	return ""
+}
+
+// ResponseTo builds the text of a response to a raw request: Via, From,
+// Call-ID and CSeq copied, To copied with toTag added, then extra header
+// lines and body.
+func ResponseTo(req string, code int, reason, toTag string, extra []string, body string) string {
+	var b strings.Builder
+	b.WriteString("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n")
+	for _, line := range strings.Split(req, "\r\n") {
+		if line == "" {
+			break
+		}
+		name, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v", "from", "f", "call-id", "i", "cseq":
+			b.WriteString(line + "\r\n")
+		case "to", "t":
+			if toTag != "" && !strings.Contains(line, "tag=") {
+				line += ";tag=" + toTag
+			}
+			b.WriteString(line + "\r\n")
+		}
+	}
+	for _, h := range extra {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	return b.String()
+}
+
+// ExpectFrom is Expect that also returns the sender's address.
+func (r *RawUDP) ExpectFrom(prefix string, timeout time.Duration) (string, string) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 65535)
+	for {
+		_ = r.Conn.SetReadDeadline(deadline)
+		n, from, err := r.Conn.ReadFromUDP(buf)
+		if err != nil {
+			r.t.Fatalf("no %q within %s: %v", prefix, timeout, err)
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, prefix) {
+			return msg, from.String()
+		}
+	}
 }

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"callpath/cdr"
@@ -43,3 +45,34 @@ func TestUnacknowledged2xxIsRetransmittedThenHungUp(t *testing.T) {
 }
 
 const sdpBody = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// The callee's ACK got lost: it retransmits its 200, and callpath must send
+// the ACK again (RFC 3261 §13.2.2.4), from its INVITE client transaction
+// which stays alive for Timer M to catch exactly this.
+func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
+	callee := siptest.NewRawUDP(t)
+	gw := startGateway(t, callee.Addr(), "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, from := callee.ExpectFrom("INVITE ", 3*time.Second)
+	ok := siptest.ResponseTo(inv, 200, "OK", "callee1",
+		[]string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}, sdpBody)
+	callee.Send(from, ok)
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := callee.Expect("ACK ", 3*time.Second)
+	callee.Send(from, ok) // as if the ACK had been lost
+	again := callee.Expect("ACK ", 3*time.Second)
+	if siptest.Header(first, "CSeq") != siptest.Header(again, "CSeq") || siptest.Header(again, "Call-ID") != siptest.Header(inv, "Call-ID") {
+		t.Fatalf("re-sent ACK differs:\n%s\n---\n%s", first, again)
+	}
+}
