@@ -82,6 +82,11 @@ func InitSIPStack(t1, t2, t4 time.Duration, log *logrus.Entry) {
 		if t1 > 0 {
 			sip.SetTimers(t1, t2, t4)
 		}
+		// sipgo refuses UDP messages over 1300 bytes (RFC 3261 §18.1.1 wants
+		// TCP for them). Calls from WebRTC carry 3-6 KB of SDP and most trunks
+		// take SIP over UDP only, so, like Kamailio, callpath sends them as
+		// fragmented UDP; a target that wants TCP says transport=tcp.
+		sip.UDPMTUSize = 65507 + 200
 		sip.SetDefaultLogger(slog.New(newLogrusHandler(log.WithField("component", "sipgo"))))
 	})
 }

@@ -341,3 +341,33 @@ func TestMalformedInput(t *testing.T) {
 	}
 	eventually(t, 2*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
 }
+
+// WebRTC offers are several kilobytes; over UDP they go out fragmented
+// rather than being refused.
+func TestLargeSDPOverUDP(t *testing.T) {
+	callee := siptest.NewPhone(t, "udp")
+	gw := startGateway(t, callee.Addr, "")
+	caller := siptest.NewPhone(t, "udp")
+	big := sdpFor(caller, 1, "sendrecv")
+	for i := 0; len(big) < 5000; i++ {
+		big = append(big, []byte("a=candidate:"+strconv.Itoa(i)+" 1 udp 2122260223 192.0.2.1 5"+strconv.Itoa(1000+i)+" typ host generation 0 network-id 1\r\n")...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := callee.NextCall(5 * time.Second)
+	if string(in.Req.Body()) != string(big) {
+		t.Fatalf("callee got %d bytes of SDP, want %d", len(in.Req.Body()), len(big))
+	}
+	_ = in.Respond(200, "OK", big)
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(dlg.InviteResponse.Body()) != len(big) {
+		t.Fatalf("caller got %d bytes of SDP", len(dlg.InviteResponse.Body()))
+	}
+	_ = dlg.Ack(ctx)
+}
