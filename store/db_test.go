@@ -61,6 +61,8 @@ func TestOpenSetsPragmas(t *testing.T) {
 		{"write", "journal_mode", "wal"},
 		{"read", "journal_mode", "wal"},
 		{"write", "synchronous", "1"}, // NORMAL
+		{"write", "cache_size", "-65536"},
+		{"write", "wal_autocheckpoint", "10000"},
 		{"write", "foreign_keys", "1"},
 		{"read", "foreign_keys", "1"},
 		{"write", "busy_timeout", "50"}, // writeBusySlice; beginWrite waits the rest
