@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 15s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test deps lint fuzz bench bench-sip clean
+.PHONY: run build test deps lint fuzz bench bench-sip bench-hold clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -34,7 +34,11 @@ bench:               ## Go micro-benchmarks of the hot paths
 	$(GO) test -run XXX -bench . -benchmem -count 3 $(PKGS)
 
 bench-sip: deps      ## SIPp load through callpath and Kamailio (see BENCHMARKS.md)
-	./bench/sip.sh $(BENCH_SIP_ARGS)
+	$(GO) build -o bin/callpath-bench ./cmd/callpath
+	./bench/sip.sh kamailio callpath --callpath-cmd bin/callpath-bench $(BENCH_SIP_ARGS)
+
+bench-hold:          ## memory per established call, 10,000 calls held
+	./bench/hold.sh $(BENCH_HOLD_ARGS)
 
 clean:
 	rm -rf bin var
