@@ -40,12 +40,15 @@ import (
 
 // SIPp exit codes (SIPp's include/defines.h).
 const (
-	ExitOK           = 0   // no call failed (also after Stop)
-	ExitFailed       = 1   // at least one call failed, or a fatal scenario/option error
-	ExitInternal     = 97  // internal command, or global timeout without a successful call
-	ExitNoCalls      = 99  // normal exit without calls processed
-	ExitBindError    = 254 // -2: could not bind a socket
-	ExitFatalError   = 255 // -1: fatal error (bad scenario, bad option...)
+	ExitOK         = 0   // no call failed (also after Stop)
+	ExitFailed     = 1   // at least one call failed, or a fatal scenario/option error
+	ExitInternal   = 97  // internal command, or global timeout without a successful call
+	ExitNoCalls    = 99  // normal exit without calls processed
+	ExitBindError  = 254 // -2: could not bind a socket
+	ExitFatalError = 255 // -1: fatal error (bad scenario, bad option...)
+)
+
+const (
 	defaultTimeout   = 30 * time.Second
 	readyTimeout     = 10 * time.Second
 	stopGrace        = 3 * time.Second
@@ -449,6 +452,7 @@ func buildArgs(o Options, scenario, dir string) []string {
 		"-t", tr,
 		"-i", o.LocalIP,
 		"-mi", o.LocalIP,
+		"-ci", o.LocalIP, // SIPp's UDP control socket (port 8888 and up), else on all interfaces
 		"-p", strconv.Itoa(o.Port),
 		"-m", strconv.Itoa(o.Calls),
 		"-nostdin",

@@ -176,7 +176,7 @@ func TestBuildArgs(t *testing.T) {
 	o := withDefaults(Options{Scenario: "x.xml", Remote: "127.0.0.1:5060", Transport: "TCP", Port: 5070, Rate: 5,
 		Extra: []string{"-d", "100"}, Timeout: 5 * time.Second})
 	got := strings.Join(buildArgs(o, "/s/x.xml", "/d"), " ")
-	for _, want := range []string{"127.0.0.1:5060 -sf /s/x.xml -t t1 -i 127.0.0.1 -mi 127.0.0.1 -p 5070 -m 1 ",
+	for _, want := range []string{"127.0.0.1:5060 -sf /s/x.xml -t t1 -i 127.0.0.1 -mi 127.0.0.1 -ci 127.0.0.1 -p 5070 -m 1 ",
 		"-timeout 15s", "-r 5 -d 100", "-trace_err -error_file /d/errors.log"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args %q lack %q", got, want)
