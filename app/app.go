@@ -80,7 +80,7 @@ func b2buaConfig(cfg *conf.Config) (b2bua.Config, error) {
 			WS: cfg.SIP.Listen.WS, WSS: cfg.SIP.Listen.WSS},
 		AdvertisedHost: cfg.SIP.AdvertisedHost, UserAgent: cfg.SIP.UserAgent,
 		UDPReceiveBuffer: cfg.SIP.UDPReceiveBuffer, NoAnswerTimeout: cfg.SIP.NoAnswerTimeout,
-		MaxForwards: cfg.SIP.MaxForwards, T1: cfg.SIP.Timers.T1, T2: cfg.SIP.Timers.T2, T4: cfg.SIP.Timers.T4,
+		MaxForwards: cfg.SIP.MaxForwards, T1: cfg.SIP.Timers.T1, T2: cfg.SIP.Timers.T2, T4: cfg.SIP.Timers.T4, Linger: cfg.SIP.Timers.Linger,
 		RetryAfter: cfg.Shutdown.RetryAfter,
 	}
 	if cfg.SIP.TLS.CertFile != "" {

@@ -170,6 +170,7 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 
 	s := c.srv
 	s.calls.remove(c.a.key)
+	s.calls.remove(originKey(c.a.callID, c.a.remoteTag))
 	if c.b != nil {
 		s.calls.remove(c.b.key)
 	}

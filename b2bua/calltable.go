@@ -32,10 +32,14 @@ func (t *callTable) shard(key string) *callShard {
 	return &t.shards[maphash.String(t.seed, key)%callTableShards]
 }
 
-func (t *callTable) add(l *leg) {
-	s := t.shard(l.key)
+func (t *callTable) add(l *leg) { t.addKey(l.key, l) }
+
+// addKey files a leg under an extra key (the caller's Call-ID and From tag,
+// for merged-request detection).
+func (t *callTable) addKey(key string, l *leg) {
+	s := t.shard(key)
 	s.mu.Lock()
-	s.legs[l.key] = l
+	s.legs[key] = l
 	s.mu.Unlock()
 }
 
@@ -60,8 +64,8 @@ func (t *callTable) calls() []*call {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
-		for _, l := range s.legs {
-			if l.side == sideUAS {
+		for key, l := range s.legs {
+			if l.side == sideUAS && key == l.key {
 				out = append(out, l.call)
 			}
 		}

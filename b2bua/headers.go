@@ -155,3 +155,12 @@ func mapFinalResponse(code int, reason string) (int, string) {
 	}
 	return code, reason
 }
+
+// branchOf returns the branch of the top Via.
+func branchOf(req *sip.Request) string {
+	if v := req.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		return b
+	}
+	return ""
+}

@@ -38,6 +38,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 483, "Too Many Hops")
 		return
 	}
+	origin := originKey(req.CallID().Value(), tagOf(req.From().Params))
+	if prev := s.calls.get(origin); prev != nil {
+		// The same INVITE again, after its transaction was forgotten
+		// (sip.timers.linger): a late retransmission, already answered, so
+		// it is dropped. Or the same request reaching us by another path:
+		// RFC 3261 §8.2.2.2 merged request, 482.
+		if prev.remoteCSeqAtStart == req.CSeq().SeqNo && prev.branch == branchOf(req) {
+			return
+		}
+		s.reply(tx, req, 482, "Loop Detected")
+		return
+	}
 
 	c := s.newCall(req)
 	// Our tag goes into the request's own To header so that every response
@@ -45,6 +57,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// carries the same tag (RFC 3261 §8.2.6.2).
 	req.To().Params.Add("tag", c.a.localTag)
 	s.calls.add(c.a)
+	s.calls.addKey(origin, c.a)
 	s.active.Add(1)
 	s.metrics.CallStarted()
 	s.reply(tx, req, 100, "Trying")
@@ -101,6 +114,8 @@ func (s *Server) newCall(req *sip.Request) *call {
 	a.contact = s.contact(a.transport)
 	a.remoteTag = tagOf(req.From().Params)
 	a.remoteCSeq = req.CSeq().SeqNo
+	a.remoteCSeqAtStart = a.remoteCSeq
+	a.branch = branchOf(req)
 	a.remoteTarget = *req.From().Address.Clone()
 	a.learnTarget(req, true, false) // UAS: Record-Route in the order received
 	if sip.IsReliable(a.transport) {

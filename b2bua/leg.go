@@ -33,6 +33,11 @@ type leg struct {
 	transport string // transport of in-dialog requests, as the dialog was made
 	contact   *sip.ContactHeader
 
+	// incoming leg only: how its INVITE looked, to tell a late
+	// retransmission from a merged request.
+	remoteCSeqAtStart uint32
+	branch            string
+
 	mu           sync.Mutex
 	remoteTag    string
 	remoteTarget sip.Uri   // Contact of the peer
@@ -45,6 +50,12 @@ type leg struct {
 
 func dialogKey(callID, localTag string) string {
 	return callID + "\x00" + localTag
+}
+
+// originKey identifies an incoming INVITE by what its sender chose: Call-ID
+// and From tag (RFC 3261 §8.2.2.2). The "\x01" keeps it apart from dialog keys.
+func originKey(callID, fromTag string) string {
+	return callID + "\x01" + fromTag
 }
 
 // nextCSeq reserves the CSeq number of a new request on the leg.

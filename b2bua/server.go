@@ -33,6 +33,7 @@ type Config struct {
 	NoAnswerTimeout  time.Duration
 	MaxForwards      int
 	T1, T2, T4       time.Duration
+	Linger           time.Duration // how long finished transactions absorb retransmissions (Timers D, J, L, M)
 	RetryAfter       time.Duration // sent with 503 while draining
 }
 
@@ -77,10 +78,19 @@ var sipStackOnce sync.Once
 // both in package variables that its goroutines read unguarded, so they are
 // set once, before any SIP traffic; later calls do nothing. A process runs one
 // B2BUA; tests call this first with the values every test shares.
-func InitSIPStack(t1, t2, t4 time.Duration, log *logrus.Entry) {
+func InitSIPStack(t1, t2, t4, linger time.Duration, log *logrus.Entry) {
 	sipStackOnce.Do(func() {
 		if t1 > 0 {
 			sip.SetTimers(t1, t2, t4)
+		}
+		if linger > 0 {
+			// RFC 3261 keeps finished transactions 64*T1 (32 s) so that late
+			// retransmissions are absorbed, not seen as new requests. At
+			// thousands of calls per second that retention is most of the
+			// heap and of the GC work; Kamailio keeps them 5 s (tm wt_timer).
+			// New INVITEs that merely retransmit an old one are caught by
+			// the call table even after their transaction is gone.
+			sip.Timer_D, sip.Timer_J, sip.Timer_L, sip.Timer_M = linger, linger, linger, linger
 		}
 		// sipgo refuses UDP messages over 1300 bytes (RFC 3261 §18.1.1 wants
 		// TCP for them). Calls from WebRTC carry 3-6 KB of SDP and most trunks
@@ -96,7 +106,7 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	if router == nil || m == nil || log == nil {
 		return nil, errors.New("b2bua: router, metrics and logger are required")
 	}
-	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, log)
+	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, cfg.Linger, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),

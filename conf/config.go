@@ -54,9 +54,10 @@ type TLS struct {
 
 // Timers are the RFC 3261 base timers.
 type Timers struct {
-	T1 time.Duration `yaml:"t1"`
-	T2 time.Duration `yaml:"t2"`
-	T4 time.Duration `yaml:"t4"`
+	T1     time.Duration `yaml:"t1"`
+	T2     time.Duration `yaml:"t2"`
+	T4     time.Duration `yaml:"t4"`
+	Linger time.Duration `yaml:"linger"`
 }
 
 // Routing is the static routing table.

@@ -65,6 +65,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.SIP.Timers.Linger < c.SIP.Timers.T4 {
+		return keyError("sip.timers.linger", "must not be shorter than sip.timers.t4 (%s)", c.SIP.Timers.T4)
+	}
 	if c.SIP.Timers.T2 < c.SIP.Timers.T1 {
 		return keyError("sip.timers.t2", "must not be shorter than sip.timers.t1")
 	}

@@ -371,3 +371,24 @@ func TestLargeSDPOverUDP(t *testing.T) {
 	}
 	_ = dlg.Ack(ctx)
 }
+
+// The same INVITE (Call-ID, From tag, CSeq) arriving with another branch is a
+// merged request (RFC 3261 §8.2.2.2): 482, and no second call.
+func TestMergedRequestGets482(t *testing.T) {
+	callee := siptest.NewPhone(t, "udp")
+	gw := startGateway(t, callee.Addr, "")
+	raw := siptest.NewRawUDP(t)
+	first := rawInvite(raw.Addr(), gw.udp(), "merged", 70)
+	raw.Send(gw.udp(), first)
+	in := callee.NextCall(3 * time.Second)
+	raw.Send(gw.udp(), first) // a plain retransmission: absorbed
+	second := strings.Replace(first, "branch=z9hG4bKmerged", "branch=z9hG4bKother", 1)
+	raw.Send(gw.udp(), second)
+	res := raw.Expect("SIP/2.0 482", 3*time.Second)
+	if !strings.Contains(siptest.Header(res, "Via"), "z9hG4bKother") {
+		t.Fatalf("482 answers the wrong request:\n%s", res)
+	}
+	callee.NoCall(200 * time.Millisecond)
+	_ = in.Respond(486, "Busy Here", nil)
+	raw.Expect("SIP/2.0 486", 3*time.Second)
+}

@@ -18,6 +18,6 @@ const testT1, testT2, testT4 = 100 * time.Millisecond, 400 * time.Millisecond, 5
 func TestMain(m *testing.M) {
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	b2bua.InitSIPStack(testT1, testT2, testT4, logrus.NewEntry(quiet))
+	b2bua.InitSIPStack(testT1, testT2, testT4, 64*testT1, logrus.NewEntry(quiet))
 	os.Exit(m.Run())
 }
