@@ -109,12 +109,14 @@ func (pa *pendingAck) sendPeerAck(from *sip.Request) {
 	}
 	pa.call.setSessionID(pa.peer, ack)
 	s.prepare(ack, s.cfg.MaxForwards)
-	if err := s.sendAck(ack); err != nil {
-		pa.call.logger().WithError(err).Info("sending ACK failed")
-	}
+	// Stored before it is sent: the peer may retransmit its 2xx the moment
+	// the ACK reaches it, and onPeer2xxRetransmission must find the ACK.
 	pa.mu.Lock()
 	pa.ack = ack
 	pa.mu.Unlock()
+	if err := s.sendAck(ack); err != nil {
+		pa.call.logger().WithError(err).Info("sending ACK failed")
+	}
 }
 
 // takePendingAck returns and clears the leg's pending 2xx if cseq is its

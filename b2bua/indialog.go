@@ -22,6 +22,22 @@ func (s *Server) lookup(req *sip.Request) *leg {
 	return s.calls.get(dialogKey(req.CallID().Value(), tag))
 }
 
+// dialogOf finds the leg of an in-dialog request and checks its CSeq; when
+// it returns nil the request has been answered (481, or 500 for a CSeq out
+// of order, RFC 3261 §12.2.2).
+func (s *Server) dialogOf(req *sip.Request, tx sip.ServerTransaction) *leg {
+	l := s.lookup(req)
+	if l == nil {
+		s.reply(tx, req, 481, "Call/Transaction Does Not Exist")
+		return nil
+	}
+	if !l.acceptRemoteCSeq(req.CSeq().SeqNo) {
+		s.reply(tx, req, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
+		return nil
+	}
+	return l
+}
+
 // onInDialog is the entry point of UPDATE, INFO, MESSAGE and NOTIFY.
 func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.Request(string(req.Method), "in")
@@ -40,16 +56,11 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 // relayInDialog relays a mid-dialog request (re-INVITE, UPDATE, INFO, …) to
 // the other leg as a new request of that leg's dialog, and its response back.
 func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.lookup(req)
+	l := s.dialogOf(req, tx)
 	if l == nil {
-		s.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	c := l.call
-	if !l.acceptRemoteCSeq(req.CSeq().SeqNo) {
-		s.reply(tx, req, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
-	}
 	mf := maxForwards(req, s.cfg.MaxForwards)
 	if mf <= 0 {
 		s.reply(tx, req, 483, "Too Many Hops")
@@ -138,16 +149,11 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 400, why)
 		return
 	}
-	l := s.lookup(req)
+	l := s.dialogOf(req, tx)
 	if l == nil {
-		s.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	c := l.call
-	if !l.acceptRemoteCSeq(req.CSeq().SeqNo) {
-		s.reply(tx, req, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
-	}
 	c.learnSessionID(l, req)
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	c.setSessionID(l, res)

@@ -58,6 +58,12 @@ func serve(args []string, stderr io.Writer) int {
 	cfg.ApplyRuntime()
 	log := app.NewLogger(cfg.Log, stderr)
 
+	// SIGTERM drains calls; SIGINT, or a second signal, stops at once. The
+	// handler is in place before anything listens, so a signal that comes
+	// right after start-up is not the default "terminate now".
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+
 	ctx := context.Background()
 	gw, err := app.New(ctx, cfg, log)
 	if err != nil {
@@ -70,9 +76,6 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 
-	// SIGTERM drains calls; SIGINT, or a second signal, stops at once.
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	sig := <-signals
 	graceful := sig == syscall.SIGTERM
 	log.WithField("signal", sig.String()).Info("stopping")

@@ -17,6 +17,17 @@ import (
 	"callpath/internal/siptest"
 )
 
+// ring places a call from caller through the gateway and returns it once the
+// callee has the INVITE; ctx bounds the test's waits.
+func ring(ctx context.Context, t *testing.T, caller, callee *siptest.Phone, gwAddr string) (*sipgo.DialogClientSession, *siptest.Incoming) {
+	t.Helper()
+	dlg, err := caller.Dial(ctx, caller.Invite(gwAddr, "+4790000002", sdpFor(caller, 1, "sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dlg, callee.NextCall(5 * time.Second)
+}
+
 func sdpFor(p *siptest.Phone, version int, dir string) []byte {
 	host, portStr, _ := net.SplitHostPort(p.Addr)
 	port, _ := strconv.Atoi(portStr)
@@ -76,15 +87,11 @@ func TestBusyRelayed(t *testing.T) {
 	caller := siptest.NewPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := callee.NextCall(5 * time.Second)
+	dlg, in := ring(ctx, t, caller, callee, gw.udp())
 	if err := in.Respond(486, "Busy Here", nil); err != nil {
 		t.Fatal(err)
 	}
-	err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
 	var resErr *sipgo.ErrDialogResponse
 	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 486 {
 		t.Fatalf("caller got %v, want 486", err)
@@ -264,13 +271,9 @@ func TestNoAnswerTimeout(t *testing.T) {
 	caller := siptest.NewPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := callee.NextCall(5 * time.Second)
+	dlg, in := ring(ctx, t, caller, callee, gw.udp())
 	_ = in.Respond(180, "Ringing", nil)
-	err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
 	var resErr *sipgo.ErrDialogResponse
 	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 408 {
 		t.Fatalf("caller got %v, want 408", err)
