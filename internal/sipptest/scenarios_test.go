@@ -91,11 +91,8 @@ func TestInteropUASDetectsMissingHop(t *testing.T) {
 
 func TestInteropThroughKamailio(t *testing.T) {
 	needSIPp(t)
-	if testing.Short() {
-		t.Skip("-short")
-	}
 	if _, err := exec.LookPath("kamailio"); err != nil {
-		t.Skip("kamailio not installed (Debian package kamailio)")
+		t.Fatal("kamailio is required: make deps (Debian package kamailio)")
 	}
 	pairs := []struct{ uac, uas string }{
 		{"uac_basic.xml", "uas_basic.xml"},

@@ -12,7 +12,7 @@ import (
 func needSIPp(t *testing.T) {
 	t.Helper()
 	if err := Available(); err != nil {
-		t.Skip(err)
+		t.Fatalf("SIPp is required: make deps (Debian package sip-tester): %v", err)
 	}
 }
 
