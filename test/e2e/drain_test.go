@@ -100,3 +100,20 @@ func TestDrainEndsEarlyWhenCallsEnd(t *testing.T) {
 		t.Fatalf("BYE from %s", bye.From().Address.Host)
 	}
 }
+
+func TestHealthAndReadiness(t *testing.T) {
+	gw := startGateway(t, "127.0.0.1:9", "")
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
+		res, err := http.Get("http://" + gw.app.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("GET %s = %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	if gw.metric("callpath_calls_active") != "0" {
+		t.Fatalf("calls_active = %q", gw.metric("callpath_calls_active"))
+	}
+}
