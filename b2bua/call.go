@@ -43,6 +43,8 @@ type call struct {
 
 	mu         sync.Mutex
 	sid        SessionID // Local: the caller's UUID; Remote: the callee's
+	sidOut     string    // sid formatted for the outgoing leg, cached: sent on every message
+	sidIn      string    // sid reversed, for the incoming leg
 	state      callState
 	answered   time.Time
 	inviteBusy bool // an INVITE transaction (initial or re-INVITE) is in progress on the call
@@ -74,10 +76,13 @@ func (c *call) peer(l *leg) *leg {
 func (c *call) sessionIDFor(l *leg) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l == c.a {
-		return c.sid.Reversed().String()
+	if c.sidOut == "" {
+		c.sidOut, c.sidIn = c.sid.String(), c.sid.Reversed().String()
 	}
-	return c.sid.String()
+	if l == c.a {
+		return c.sidIn
+	}
+	return c.sidOut
 }
 
 // learnSessionID records the callee's UUID from a message received on the
@@ -97,6 +102,7 @@ func (c *call) learnSessionID(l *leg, msg sip.Message) {
 	c.mu.Lock()
 	if c.sid.Remote == NullUUID {
 		c.sid.Remote = sid.Local
+		c.sidOut, c.sidIn = "", "" // formatted again on next use
 	}
 	c.mu.Unlock()
 }

@@ -23,6 +23,7 @@ type listenerSet struct {
 	host     string // host for Via and Contact
 	ports    map[string]int
 	udpLocal string
+	contacts sync.Map // transport -> *sip.ContactHeader, see Server.contact
 }
 
 func openListeners(cfg Config) (*listenerSet, error) {

@@ -24,10 +24,16 @@ func (s *Server) via(transport string) *sip.ViaHeader {
 	return v
 }
 
-// contact returns our Contact for a leg on transport.
+// contact returns our Contact for a leg on transport. The headers are built
+// once per transport and shared by every leg and message: sipgo only reads
+// them when it serialises.
 func (s *Server) contact(transport string) *sip.ContactHeader {
+	t := strings.ToLower(transport)
+	if c, ok := s.listeners.contacts.Load(t); ok {
+		return c.(*sip.ContactHeader)
+	}
 	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: s.listeners.host, Port: s.listeners.port(transport)}}
-	if t := strings.ToLower(transport); t != "udp" {
+	if t != "udp" {
 		c.Address.UriParams = sip.NewParams()
 		if t == "tls" {
 			c.Address.Scheme = "sips"
@@ -35,7 +41,8 @@ func (s *Server) contact(transport string) *sip.ContactHeader {
 			c.Address.UriParams.Add("transport", t)
 		}
 	}
-	return c
+	actual, _ := s.listeners.contacts.LoadOrStore(t, c)
+	return actual.(*sip.ContactHeader)
 }
 
 // prepare completes an outgoing request: our Via on top, Max-Forwards,
