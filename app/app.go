@@ -5,10 +5,12 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -83,12 +85,25 @@ func b2buaConfig(cfg *conf.Config) (b2bua.Config, error) {
 		MaxForwards: cfg.SIP.MaxForwards, T1: cfg.SIP.Timers.T1, T2: cfg.SIP.Timers.T2, T4: cfg.SIP.Timers.T4, Linger: cfg.SIP.Timers.Linger,
 		RetryAfter: cfg.Shutdown.RetryAfter,
 	}
+	c.ClientTLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.SIP.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile)
 		if err != nil {
 			return c, fmt.Errorf("%w: sip.tls.cert_file: %v", conf.ErrInvalid, err)
 		}
 		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.ClientTLS.Certificates = []tls.Certificate{cert}
+	}
+	if cfg.SIP.TLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.SIP.TLS.CAFile)
+		if err != nil {
+			return c, fmt.Errorf("%w: sip.tls.ca_file: %v", conf.ErrInvalid, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return c, fmt.Errorf("%w: sip.tls.ca_file: no PEM certificate in %s", conf.ErrInvalid, cfg.SIP.TLS.CAFile)
+		}
+		c.ClientTLS.RootCAs = pool
 	}
 	return c, nil
 }

@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Listen           Listen
 	TLS              *tls.Config // for TLS and WSS listeners; nil when neither listens
+	ClientTLS        *tls.Config // for outgoing TLS and WSS connections; nil: system CAs
 	AdvertisedHost   string
 	UserAgent        string
 	UDPReceiveBuffer int
@@ -110,7 +111,7 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
-		sipgo.WithUserAgenTLSConfig(cfg.TLS),
+		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),

@@ -50,6 +50,7 @@ type Listen struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`
 }
 
 // Timers are the RFC 3261 base timers.

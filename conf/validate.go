@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 			return keyError("sip.tls.key_file", "required when sip.listen.tls or sip.listen.wss is set")
 		}
 	}
+	if (c.SIP.TLS.CertFile == "") != (c.SIP.TLS.KeyFile == "") {
+		return keyError("sip.tls.key_file", "sip.tls.cert_file and sip.tls.key_file go together")
+	}
 	if strings.ContainsAny(c.SIP.AdvertisedHost, " <>;:@\"") && net.ParseIP(c.SIP.AdvertisedHost) == nil {
 		return keyError("sip.advertised_host", "want a host name or IP address, got %q", c.SIP.AdvertisedHost)
 	}

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"callpath/internal/siptest"
@@ -55,4 +57,43 @@ sip:
 			eventually(t, 2*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
 		})
 	}
+}
+
+// Outgoing TLS: callpath verifies the callee's certificate against
+// sip.tls.ca_file; without that CA the call is not placed.
+func TestOutgoingTLSVerifiesTheCallee(t *testing.T) {
+	ca := siptest.NewTestCA(t)
+	listen := fmt.Sprintf(`
+sip:
+  listen: {tls: "127.0.0.1:0"}
+  tls: {cert_file: %q, key_file: %q%s}
+`, ca.CertFile, ca.KeyFile, "%s")
+	callee := siptest.NewTLSPhone(t, "tls", ca)
+	target := callee.Addr + ";transport=tls"
+
+	gw := startGateway(t, target, fmt.Sprintf(listen, fmt.Sprintf(", ca_file: %q", ca.CAFile)))
+	caller := siptest.NewPhone(t, "udp")
+	dlg, in := dialAnswered(t, gw, caller, callee, gw.udp())
+	if v := in.Req.Via(); v.Transport != "TLS" {
+		t.Fatalf("callee leg Via transport %s, want TLS", v.Transport)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	callee.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
+
+	// Same callee, but the gateway trusts only the system CAs.
+	untrusting := startGateway(t, target, fmt.Sprintf(listen, ""))
+	res, err := caller.Dial(ctx, caller.Invite(untrusting.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = res.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	var resErr *sipgo.ErrDialogResponse
+	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 503 {
+		t.Fatalf("caller got %v, want 503 (callee certificate not trusted)", err)
+	}
+	callee.NoCall(100 * time.Millisecond)
 }
