@@ -153,6 +153,42 @@ func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	}
 }
 
+// ackFastPath takes the ACK of a 2xx straight from the UDP socket, before
+// sipgo parses it again into a server transaction with its own goroutine,
+// context and connection lookup: one of the five transactions a call costs,
+// for a request that needs none (RFC 3261 §17.1.1.3, an ACK for a 2xx is not
+// part of a transaction). Everything else, including ACKs for non-2xx
+// responses, which the INVITE server transaction must absorb, goes on to
+// sipgo unchanged. It runs on the socket's read loop: the work is one lookup
+// and one send.
+func (s *Server) ackFastPath(info sip.TransportReadProps, data []byte) ([]byte, error) {
+	if info.Transport != "UDP" || len(data) < 4 || string(data[:4]) != "ACK " {
+		return data, nil
+	}
+	msg, err := s.ackParser.ParseSIP(data)
+	if err != nil {
+		return data, nil // sipgo drops it and says why
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok || validateRequest(req) != "" {
+		return data, nil
+	}
+	l := s.lookup(req)
+	if l == nil {
+		return data, nil
+	}
+	pa := l.takePendingAck(req.CSeq().SeqNo)
+	if pa == nil {
+		return data, nil // a retransmission: onAck ignores it the usual way
+	}
+	s.metrics.Request("ACK", "in")
+	pa.acknowledge(req)
+	if l.call.getState() == stateAnswered {
+		l.call.setState(stateConfirmed)
+	}
+	return nil, nil
+}
+
 // onPeer2xxRetransmission handles a 2xx that reaches the INVITE client
 // transaction after the first one: a retransmission (re-send our ACK, if
 // sent) or a 2xx from another fork downstream (confirm and hang it up).

@@ -83,7 +83,7 @@ func (l *leg) acceptRemoteCSeq(n uint32) bool {
 func (l *leg) learnTarget(msg sip.Message, routeSet bool, reverse bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c, ok := msg.GetHeaders("Contact"), true; ok && len(c) > 0 {
+	if c := msg.GetHeaders("Contact"); len(c) > 0 {
 		if ch, ok := c[0].(*sip.ContactHeader); ok && ch.Address.Host != "" {
 			l.remoteTarget = *ch.Address.Clone()
 		}

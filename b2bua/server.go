@@ -61,6 +61,7 @@ type Server struct {
 	client *sipgo.Client
 
 	calls     *callTable
+	ackParser *sip.Parser // used by ackFastPath on the UDP read loop only
 	active    atomic.Int64
 	draining  atomic.Bool
 	listeners *listenerSet
@@ -109,10 +110,15 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	}
 	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, cfg.Linger, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
+	s := &Server{cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
+		calls: newCallTable(), ackParser: sip.NewParser()}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(slogger),
+			sip.WithTransportLayerReadFilter(s.ackFastPath),
+		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
@@ -129,12 +135,8 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	if err != nil {
 		return nil, fmt.Errorf("sip client: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
-		ua: ua, server: srv, client: client, calls: newCallTable(),
-		ctx: ctx, cancel: cancel,
-	}
+	s.ua, s.server, s.client = ua, srv, client
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv.OnInvite(s.onInvite)
 	srv.OnAck(s.onAck)
 	srv.OnCancel(s.onCancel)
