@@ -15,8 +15,8 @@ build:
 deps:                ## SIPp and Kamailio for the interop tests (apt-get)
 	./scripts/deps.sh
 
-test: deps           ## every test, with the race detector, against real peers
-	$(GO) test -race -count=1 $(PKGS)
+test:                ## every test, with the race detector, against real peers
+	./scripts/test.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the real SIP peers the tests start (SIPp and Kamailio) from
-# Debian's packages when they are missing. Needs root or sudo.
+# Installs what the tests need from Debian's packages when it is missing: the
+# real SIP peers the tests start (SIPp, Kamailio) and a C compiler for the
+# race detector. Needs root or sudo.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
