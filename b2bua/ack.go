@@ -143,14 +143,21 @@ func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	if l == nil {
 		return
 	}
+	s.relayAck(l, req) // false: a retransmitted ACK, already relayed
+}
+
+// relayAck relays the ACK of a 2xx that leg l is waiting for to the peer
+// leg; false when l waits for no ACK with that CSeq.
+func (s *Server) relayAck(l *leg, req *sip.Request) bool {
 	pa := l.takePendingAck(req.CSeq().SeqNo)
 	if pa == nil {
-		return // a retransmitted ACK: we already relayed it
+		return false
 	}
 	pa.acknowledge(req)
 	if l.call.getState() == stateAnswered {
 		l.call.setState(stateConfirmed)
 	}
+	return true
 }
 
 // ackFastPath takes the ACK of a 2xx straight from the UDP socket, before
@@ -177,15 +184,10 @@ func (s *Server) ackFastPath(info sip.TransportReadProps, data []byte) ([]byte, 
 	if l == nil {
 		return data, nil
 	}
-	pa := l.takePendingAck(req.CSeq().SeqNo)
-	if pa == nil {
+	if !s.relayAck(l, req) {
 		return data, nil // a retransmission: onAck ignores it the usual way
 	}
 	s.metrics.Request("ACK", "in")
-	pa.acknowledge(req)
-	if l.call.getState() == stateAnswered {
-		l.call.setState(stateConfirmed)
-	}
 	return nil, nil
 }
 

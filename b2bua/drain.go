@@ -29,6 +29,11 @@ func (s *Server) Drain(ctx context.Context) {
 // Draining reports whether Drain was called.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
+// byeWait bounds, in T1s, how long hangupAll waits for BYE answers: a peer
+// that has not answered by then is gone, and shutdown must not wait for
+// Timer F (64*T1).
+const byeWait = 8
+
 // hangupAll ends every call now and waits (bounded) for the BYEs to be answered.
 func (s *Server) hangupAll() {
 	var wg sync.WaitGroup
@@ -51,7 +56,7 @@ func (s *Server) hangupAll() {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(4 * s.cfg.T1 * 2):
+	case <-time.After(byeWait * s.cfg.T1):
 	}
 	// Early calls end through their INVITE loops once the CANCEL is sent.
 	deadline := time.NewTimer(64 * s.cfg.T1)

@@ -176,15 +176,7 @@ func TestCalleeHangsUp(t *testing.T) {
 	gw := startGateway(t, callee.Addr, "")
 	caller := siptest.NewPhone(t, "udp")
 	dlg, in := dialAnswered(t, gw, caller, callee, gw.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := in.Dialog.Bye(ctx); err != nil {
-		t.Fatalf("callee bye: %v", err)
-	}
-	bye := caller.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
-	if bye.CallID().Value() != dlg.InviteRequest.CallID().Value() {
-		t.Fatal("BYE reached the caller on another dialog")
-	}
+	bye := calleeHangsUp(t, caller, dlg, in)
 	// The BYE toward the caller is a request of the caller's dialog: our tag in From.
 	toTag, _ := dlg.InviteResponse.To().Params.Get("tag")
 	if tagOf(bye.From()) != toTag {

@@ -28,6 +28,32 @@ func ring(ctx context.Context, t *testing.T, caller, callee *siptest.Phone, gwAd
 	return dlg, callee.NextCall(5 * time.Second)
 }
 
+// expectFinal waits for the caller's INVITE to fail with code.
+func expectFinal(ctx context.Context, t *testing.T, dlg *sipgo.DialogClientSession, code int) {
+	t.Helper()
+	err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	var resErr *sipgo.ErrDialogResponse
+	if !errors.As(err, &resErr) || resErr.Res.StatusCode != code {
+		t.Fatalf("caller got %v, want %d", err, code)
+	}
+}
+
+// calleeHangsUp sends BYE from the callee and returns the BYE the caller
+// receives, checked to belong to the caller's own dialog.
+func calleeHangsUp(t *testing.T, caller *siptest.Phone, dlg *sipgo.DialogClientSession, in *siptest.Incoming) *sip.Request {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.Dialog.Bye(ctx); err != nil {
+		t.Fatalf("callee bye: %v", err)
+	}
+	bye := caller.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
+	if bye.CallID().Value() != dlg.InviteRequest.CallID().Value() {
+		t.Fatal("BYE reached the caller on another dialog")
+	}
+	return bye
+}
+
 func sdpFor(p *siptest.Phone, version int, dir string) []byte {
 	host, portStr, _ := net.SplitHostPort(p.Addr)
 	port, _ := strconv.Atoi(portStr)
@@ -91,11 +117,7 @@ func TestBusyRelayed(t *testing.T) {
 	if err := in.Respond(486, "Busy Here", nil); err != nil {
 		t.Fatal(err)
 	}
-	err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
-	var resErr *sipgo.ErrDialogResponse
-	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 486 {
-		t.Fatalf("caller got %v, want 486", err)
-	}
+	expectFinal(ctx, t, dlg, 486)
 	// The callee's transaction got its ACK from us (hop by hop).
 	if err := in.WaitFinal(5 * time.Second); err != nil {
 		t.Fatalf("callee 486: %v", err)
@@ -273,11 +295,7 @@ func TestNoAnswerTimeout(t *testing.T) {
 	defer cancel()
 	dlg, in := ring(ctx, t, caller, callee, gw.udp())
 	_ = in.Respond(180, "Ringing", nil)
-	err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
-	var resErr *sipgo.ErrDialogResponse
-	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 408 {
-		t.Fatalf("caller got %v, want 408", err)
-	}
+	expectFinal(ctx, t, dlg, 408)
 	eventually(t, 5*time.Second, "callee cancelled", func() bool {
 		select {
 		case <-in.Tx.Done():

@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"callpath/internal/siptest"
@@ -45,15 +43,7 @@ sip:
 			} else if tp, _ := c.Address.UriParams.Get("transport"); transport != "tls" && tp != transport {
 				t.Fatalf("200 OK Contact %s, want transport=%s", c.Address.String(), transport)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := in.Dialog.Bye(ctx); err != nil {
-				t.Fatalf("callee bye: %v", err)
-			}
-			bye := caller.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
-			if bye.CallID().Value() != dlg.InviteRequest.CallID().Value() {
-				t.Fatal("BYE on the wrong dialog")
-			}
+			calleeHangsUp(t, caller, dlg, in)
 			eventually(t, 2*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
 		})
 	}
@@ -90,10 +80,6 @@ sip:
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = res.WaitAnswer(ctx, sipgo.AnswerOptions{})
-	var resErr *sipgo.ErrDialogResponse
-	if !errors.As(err, &resErr) || resErr.Res.StatusCode != 503 {
-		t.Fatalf("caller got %v, want 503 (callee certificate not trusted)", err)
-	}
+	expectFinal(ctx, t, res, 503) // the callee's certificate is not trusted
 	callee.NoCall(100 * time.Millisecond)
 }
