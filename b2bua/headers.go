@@ -9,6 +9,10 @@ import (
 // allowedMethods is our Allow header: what callpath itself accepts.
 const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY"
 
+// allowHeader is shared by every message that carries it: sipgo only reads
+// headers when it serialises, so an immutable header needs no copy.
+var allowHeader = sip.NewHeader("Allow", allowedMethods)
+
 // passedHeaders are the only end-to-end headers copied from one leg to the
 // other. Everything else (Via, Contact, Record-Route, Route, User-Agent,
 // Server, Call-ID, tags, P-headers with addresses …) stays on its own side:

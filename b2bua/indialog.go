@@ -252,7 +252,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.reply(tx, req, 200, "OK",
-		sip.NewHeader("Allow", allowedMethods),
+		allowHeader,
 		sip.NewHeader("Accept", "application/sdp"),
 		sip.NewHeader("Accept-Language", "en"))
 }
@@ -261,5 +261,5 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // with Allow).
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.Request(string(req.Method), "in")
-	s.reply(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowedMethods))
+	s.reply(tx, req, 405, "Method Not Allowed", allowHeader)
 }

@@ -156,7 +156,7 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Targ
 
 	req := b.newRequest(sip.INVITE, 1)
 	copyHeaders(req, in, passedHeaders)
-	req.AppendHeader(sip.NewHeader("Allow", allowedMethods))
+	req.AppendHeader(allowHeader)
 	c.setSessionID(b, req)
 	req.SetBody(in.Body())
 	s.prepare(req, maxFwd)
@@ -292,7 +292,7 @@ func (s *Server) relayResponse(c *call, l *leg, tx sip.ServerTransaction, req *s
 	copyHeaders(out, res, passedResponseHeaders)
 	if code > 100 && code < 300 && (req.IsInvite() || req.Method == sip.UPDATE) {
 		out.AppendHeader(l.contact)
-		out.AppendHeader(sip.NewHeader("Allow", allowedMethods))
+		out.AppendHeader(allowHeader)
 	}
 	c.setSessionID(l, out)
 	s.respond(tx, req, out)

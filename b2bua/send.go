@@ -54,7 +54,7 @@ func (s *Server) prepare(req *sip.Request, maxFwd int) {
 	req.PrependHeader(s.via(tp))
 	mf := sip.MaxForwardsHeader(uint32(maxFwd))
 	req.AppendHeader(&mf)
-	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	req.AppendHeader(s.userAgentHdr)
 	if tp == "UDP" && s.listeners.udp != nil {
 		host, port, err := net.SplitHostPort(s.listeners.udpLocal)
 		if err == nil {

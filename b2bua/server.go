@@ -62,9 +62,12 @@ type Server struct {
 
 	calls     *callTable
 	ackParser *sip.Parser // used by ackFastPath on the UDP read loop only
-	active    atomic.Int64
-	draining  atomic.Bool
-	listeners *listenerSet
+
+	// Headers every message carries, built once and shared (read-only).
+	userAgentHdr, serverHdr sip.Header
+	active                  atomic.Int64
+	draining                atomic.Bool
+	listeners               *listenerSet
 
 	// ctx lives as long as the server; call teardown runs on it, not on the
 	// context of the request that triggered it.
@@ -111,7 +114,8 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, cfg.Linger, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
 	s := &Server{cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
-		calls: newCallTable(), ackParser: sip.NewParser()}
+		calls: newCallTable(), ackParser: sip.NewParser(),
+		userAgentHdr: sip.NewHeader("User-Agent", cfg.UserAgent), serverHdr: sip.NewHeader("Server", cfg.UserAgent)}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
@@ -186,8 +190,8 @@ func (s *Server) Close() error {
 
 // respond sends a response on a server transaction and counts it.
 func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	if ua := s.cfg.UserAgent; ua != "" && res.StatusCode != 100 {
-		res.AppendHeader(sip.NewHeader("Server", ua))
+	if res.StatusCode != 100 {
+		res.AppendHeader(s.serverHdr)
 	}
 	if err := tx.Respond(res); err != nil {
 		s.log.WithError(err).WithField("call_id", callIDOf(req)).Debug("respond failed")
