@@ -93,6 +93,7 @@ func (pa *pendingAck) acknowledge(from *sip.Request) {
 		return
 	}
 	pa.done = true
+	pa.res = nil // kept alive with the INVITE transaction; no longer needed
 	if pa.timer != nil {
 		pa.timer.Stop()
 	}
@@ -133,7 +134,8 @@ func (l *leg) takePendingAck(cseq uint32) *pendingAck {
 }
 
 // onAck relays an ACK for a 2xx. ACKs for non-2xx responses never get here:
-// the server transaction absorbs them.
+// the server transaction absorbs them. It runs on the read loop (an ACK for a
+// 2xx has no transaction): one lookup and one send.
 func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	s.metrics.Request("ACK", "in")
 	if validateRequest(req) != "" {
@@ -158,37 +160,6 @@ func (s *Server) relayAck(l *leg, req *sip.Request) bool {
 		l.call.setState(stateConfirmed)
 	}
 	return true
-}
-
-// ackFastPath takes the ACK of a 2xx straight from the UDP socket, before
-// sipgo parses it again into a server transaction with its own goroutine,
-// context and connection lookup: one of the five transactions a call costs,
-// for a request that needs none (RFC 3261 §17.1.1.3, an ACK for a 2xx is not
-// part of a transaction). Everything else, including ACKs for non-2xx
-// responses, which the INVITE server transaction must absorb, goes on to
-// sipgo unchanged. It runs on the socket's read loop: the work is one lookup
-// and one send.
-func (s *Server) ackFastPath(info sip.TransportReadProps, data []byte) ([]byte, error) {
-	if info.Transport != "UDP" || len(data) < 4 || string(data[:4]) != "ACK " {
-		return data, nil
-	}
-	msg, err := s.ackParser.ParseSIP(data)
-	if err != nil {
-		return data, nil // sipgo drops it and says why
-	}
-	req, ok := msg.(*sip.Request)
-	if !ok || validateRequest(req) != "" {
-		return data, nil
-	}
-	l := s.lookup(req)
-	if l == nil {
-		return data, nil
-	}
-	if !s.relayAck(l, req) {
-		return data, nil // a retransmission: onAck ignores it the usual way
-	}
-	s.metrics.Request("ACK", "in")
-	return nil, nil
 }
 
 // onPeer2xxRetransmission handles a 2xx that reaches the INVITE client
@@ -226,8 +197,8 @@ func (s *Server) onAckTimeout(pa *pendingAck) {
 	} else {
 		c.end(cdr.HangupGateway, 200, "no ACK for re-INVITE")
 	}
-	go s.byeLeg(c, c.a)
-	go s.byeLeg(c, c.b)
+	s.byeLeg(c, c.a, nil)
+	s.byeLeg(c, c.b, nil)
 }
 
 // flushPendingAck acknowledges on the peer leg any 2xx still waiting for an
@@ -257,5 +228,5 @@ func (s *Server) ackAndBye(c *call, inv *sip.Request, res *sip.Response) {
 	c.setSessionID(c.b, ack)
 	s.prepare(ack, s.cfg.MaxForwards)
 	_ = s.sendAck(ack)
-	go s.byeLeg(c, d)
+	s.byeLeg(c, d, nil)
 }

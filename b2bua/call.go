@@ -19,8 +19,8 @@ const (
 	stateEnded
 )
 
-// abortRequest asks the INVITE loop of an early call to give up: send CANCEL
-// on the outgoing leg and, unless the caller already has a final response,
+// abortRequest asks the setup of an early call to give up: send CANCEL on
+// the outgoing leg and, unless the caller already has a final response,
 // answer it with code.
 type abortRequest struct {
 	code   int    // response for the caller; 0 when it already has its final one
@@ -39,7 +39,6 @@ type call struct {
 	started time.Time
 	a       *leg
 	b       *leg
-	abort   chan abortRequest // buffered 1: early-phase abort; only the first one counts
 
 	mu         sync.Mutex
 	sid        SessionID // Local: the caller's UUID; Remote: the callee's
@@ -49,6 +48,8 @@ type call struct {
 	answered   time.Time
 	inviteBusy bool // an INVITE transaction (initial or re-INVITE) is in progress on the call
 	ended      bool
+	setup      *setup        // while the outgoing INVITE is unanswered
+	earlyAbort *abortRequest // an abort (CANCEL, BYE, drain) that came before the setup started
 	log        *logrus.Entry
 }
 
@@ -147,17 +148,24 @@ func (c *call) setState(s callState) {
 	c.mu.Unlock()
 }
 
-// requestAbort asks an early call to stop; it reports false when the call is
-// no longer early (then the caller of requestAbort must hang up with BYE).
+// requestAbort asks an early call to stop; it reports false when the call
+// has been answered (then the caller of requestAbort must hang up with BYE).
 func (c *call) requestAbort(a abortRequest) bool {
-	if c.getState() != stateEarly {
-		return false
+	c.mu.Lock()
+	if c.state != stateEarly {
+		c.mu.Unlock()
+		return c.ended
 	}
-	select {
-	case c.abort <- a:
-	default:
+	st := c.setup
+	if st == nil {
+		if c.earlyAbort == nil {
+			c.earlyAbort = &a
+		}
+		c.mu.Unlock()
+		return true
 	}
-	return true
+	c.mu.Unlock()
+	return st.abort(a)
 }
 
 // end finishes the call exactly once: it leaves the call table, counts the

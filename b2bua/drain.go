@@ -46,10 +46,7 @@ func (s *Server) hangupAll() {
 		c.end(cdr.HangupGateway, 200, "drain")
 		for _, l := range []*leg{c.a, c.b} {
 			wg.Add(1)
-			go func(l *leg) {
-				defer wg.Done()
-				s.byeLeg(c, l)
-			}(l)
+			s.byeLeg(c, l, wg.Done)
 		}
 	}
 	done := make(chan struct{})
@@ -58,7 +55,7 @@ func (s *Server) hangupAll() {
 	case <-done:
 	case <-time.After(byeWait * s.cfg.T1):
 	}
-	// Early calls end through their INVITE loops once the CANCEL is sent.
+	// Early calls end through their setups once the CANCEL is answered.
 	deadline := time.NewTimer(64 * s.cfg.T1)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)

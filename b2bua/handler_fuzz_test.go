@@ -52,27 +52,8 @@ func fuzzServer(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s.listeners = &listenerSet{host: "127.0.0.1", ports: map[string]int{"udp": 5060, "tcp": 5060}, addrs: map[string]string{}}
-	t.Cleanup(func() { _ = s.ua.Close() })
+	t.Cleanup(func() { _ = s.stack.Close() })
 	return s
-}
-
-func (s *Server) handlerFor(m sip.RequestMethod) func(*sip.Request, sip.ServerTransaction) {
-	switch m {
-	case sip.INVITE:
-		return s.onInvite
-	case sip.ACK:
-		return s.onAck
-	case sip.BYE:
-		return s.onBye
-	case sip.CANCEL:
-		return s.onCancel
-	case sip.OPTIONS:
-		return s.onOptions
-	case sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY:
-		return s.onInDialog
-	default:
-		return s.onNoRoute
-	}
 }
 
 // FuzzHandleRequest feeds parsed SIP requests to the B2BUA's handlers:
@@ -102,7 +83,7 @@ func FuzzHandleRequest(f *testing.F) {
 		req.SetTransport("UDP")
 		req.SetSource("127.0.0.1:5090")
 		tx := newRecordingTx()
-		s.handlerFor(req.Method)(req, tx)
+		s.dispatch(req, tx)
 		if req.IsAck() {
 			if len(tx.responses) != 0 {
 				t.Fatalf("ACK answered with %d", tx.responses[0].StatusCode)

@@ -2,10 +2,12 @@ package b2bua
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
 	"callpath/cdr"
+	"callpath/sipstack"
 )
 
 // lookup finds the leg an in-dialog request belongs to: its Call-ID and our
@@ -66,16 +68,16 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 483, "Too Many Hops")
 		return
 	}
-	if req.IsInvite() {
-		if !c.beginInvite() {
-			s.reply(tx, req, 491, "Request Pending")
-			return
-		}
-		defer c.endInvite()
+	if req.IsInvite() && !c.beginInvite() {
+		s.reply(tx, req, 491, "Request Pending")
+		return
 	}
 	peer := c.peer(l)
 	if peer == nil {
 		s.reply(tx, req, 481, "Call/Transaction Does Not Exist")
+		if req.IsInvite() {
+			c.endInvite()
+		}
 		return
 	}
 	if req.IsInvite() || req.Method == sip.UPDATE {
@@ -88,57 +90,90 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c.setSessionID(peer, out)
 	out.SetBody(req.Body())
 	s.prepare(out, mf-1)
-	ctr, err := s.send(s.ctx, out)
+	r := &inDialogRelay{srv: s, c: c, from: l, to: peer, req: req, tx: tx, out: out}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctr, err := s.stack.RequestFunc(s.ctx, out, sipstack.Callbacks{Response: r.onResponse, Failure: r.onFailure})
 	if err != nil {
 		s.reply(tx, req, 503, "Service Unavailable")
+		r.end()
 		return
 	}
-	// Left to end on its own timers, like the initial INVITE's.
-	method := string(req.Method)
-	for {
-		select {
-		case res := <-ctr.Responses():
-			s.metrics.Response(method, res.StatusCode, "in")
-			c.learnSessionID(peer, res)
-			if res.StatusCode < 200 {
-				if req.IsInvite() && res.StatusCode > 100 {
-					s.relayResponse(c, l, tx, req, res, res.StatusCode, res.Reason)
-				}
-				continue
-			}
-			if res.StatusCode < 300 && (req.IsInvite() || req.Method == sip.UPDATE) {
-				peer.learnTarget(res, false, false)
-			}
-			if req.IsInvite() && res.StatusCode < 300 {
-				pa := s.newPendingAck(c, l, tx, req, peer, out)
-				if ct, ok := ctr.(*sip.ClientTx); ok {
-					ct.OnRetransmission(func(r *sip.Response) { s.onPeer2xxRetransmission(c, pa, r) })
-				}
-				pa.start(s.relayResponse(c, l, tx, req, res, res.StatusCode, res.Reason))
-				return
-			}
-			code, reason := mapFinalResponse(res.StatusCode, res.Reason)
-			s.relayResponse(c, l, tx, req, res, code, reason)
-			if res.StatusCode == 481 {
-				// RFC 5057 §5.1: the peer's dialog is gone, so is the call.
-				party := cdr.HangupCallee
-				if peer == c.a {
-					party = cdr.HangupCaller
-				}
-				c.end(party, 200, "dialog gone")
-				go s.byeLeg(c, l)
-			}
-			return
-		case <-ctr.Done():
-			code, reason := 503, "Service Unavailable"
-			if errors.Is(ctr.Err(), sip.ErrTransactionTimeout) {
-				s.metrics.TransactionTimeout(method)
-				code, reason = 408, "Request Timeout"
-			}
-			s.reply(tx, req, code, reason)
-			return
-		}
+	s.metrics.Request(string(out.Method), "out")
+	r.ctr = ctr
+}
+
+// inDialogRelay carries one mid-dialog request across the call: our request
+// on the other leg, and its responses back. Like setup, it runs on callbacks.
+type inDialogRelay struct {
+	srv      *Server
+	c        *call
+	from, to *leg
+	req      *sip.Request // as received on leg from
+	tx       sip.ServerTransaction
+	out      *sip.Request // as sent on leg to
+
+	mu   sync.Mutex
+	ctr  sip.ClientTransaction
+	over bool
+}
+
+// end frees the call for the next re-INVITE. Called with r.mu held.
+func (r *inDialogRelay) end() {
+	r.over = true
+	if r.req.IsInvite() {
+		r.c.endInvite()
 	}
+}
+
+func (r *inDialogRelay) onResponse(res *sip.Response) {
+	s, c, req := r.srv, r.c, r.req
+	s.metrics.Response(string(req.Method), res.StatusCode, "in")
+	c.learnSessionID(r.to, res)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return
+	}
+	if res.StatusCode < 200 {
+		if req.IsInvite() && res.StatusCode > 100 {
+			s.relayResponse(c, r.from, r.tx, req, res, res.StatusCode, res.Reason)
+		}
+		return
+	}
+	r.end()
+	if res.StatusCode < 300 && (req.IsInvite() || req.Method == sip.UPDATE) {
+		r.to.learnTarget(res, false, false)
+	}
+	if req.IsInvite() && res.StatusCode < 300 {
+		pa := s.newPendingAck(c, r.from, r.tx, req, r.to, r.out)
+		r.ctr.OnRetransmission(func(res *sip.Response) { s.onPeer2xxRetransmission(c, pa, res) })
+		pa.start(s.relayResponse(c, r.from, r.tx, req, res, res.StatusCode, res.Reason))
+		return
+	}
+	code, reason := mapFinalResponse(res.StatusCode, res.Reason)
+	s.relayResponse(c, r.from, r.tx, req, res, code, reason)
+	if res.StatusCode == 481 {
+		// RFC 5057 §5.1: the peer's dialog is gone, so is the call.
+		party := cdr.HangupCallee
+		if r.to == c.a {
+			party = cdr.HangupCaller
+		}
+		c.end(party, 200, "dialog gone")
+		s.byeLeg(c, r.from, nil)
+	}
+}
+
+func (r *inDialogRelay) onFailure(err error) {
+	s := r.srv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return
+	}
+	r.end()
+	code, reason := s.failureResponse(string(r.req.Method), err)
+	s.reply(r.tx, r.req, code, reason)
 }
 
 // onBye ends the call: 200 to the sender, BYE to the other leg. A BYE on an
@@ -170,44 +205,62 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.flushPendingAck(c.a)
 	s.flushPendingAck(c.b)
 	c.end(party, 200, "bye")
-	s.byeLeg(c, peer)
+	s.byeLeg(c, peer, nil)
 }
 
-// byeLeg sends BYE on a leg and waits for its final response.
-func (s *Server) byeLeg(c *call, l *leg) {
+// failureResponse is what the other leg is told when a request we relayed
+// got no final response: 408 after a timeout (counted), 503 after a
+// transport error.
+func (s *Server) failureResponse(method string, err error) (int, string) {
+	if errors.Is(err, sip.ErrTransactionTimeout) {
+		s.metrics.TransactionTimeout(method)
+		return 408, "Request Timeout"
+	}
+	return 503, "Service Unavailable"
+}
+
+// byeLeg sends BYE on a leg; done (if not nil) is called once its outcome
+// is known.
+func (s *Server) byeLeg(c *call, l *leg, done func()) {
 	if l == nil {
+		if done != nil {
+			done()
+		}
 		return
 	}
 	req := l.newRequest(sip.BYE, l.nextCSeq())
 	c.setSessionID(l, req)
 	s.prepare(req, s.cfg.MaxForwards)
-	s.finish(req)
+	s.finish(req, done)
 }
 
-// finish sends a non-INVITE request and waits for its final response, for
-// requests whose outcome changes nothing (BYE, CANCEL) but is counted.
-func (s *Server) finish(req *sip.Request) {
-	ctr, err := s.send(s.ctx, req)
-	if err != nil {
-		return
-	}
+// finish sends a non-INVITE request whose outcome changes nothing (BYE,
+// CANCEL) but is counted; done (if not nil) is called once it is known.
+func (s *Server) finish(req *sip.Request, done func()) {
 	method := string(req.Method)
-	for {
-		select {
-		case res := <-ctr.Responses():
-			s.metrics.Response(method, res.StatusCode, "in")
-			if res.StatusCode >= 200 {
-				return
-			}
-		case <-ctr.Done():
-			if errors.Is(ctr.Err(), sip.ErrTransactionTimeout) {
-				s.metrics.TransactionTimeout(method)
-			}
-			return
-		case <-s.ctx.Done():
-			return
+	var once sync.Once
+	end := func() {
+		if done != nil {
+			once.Do(done)
 		}
 	}
+	_, err := s.stack.RequestFunc(s.ctx, req, sipstack.Callbacks{
+		Response: func(res *sip.Response) {
+			s.metrics.Response(method, res.StatusCode, "in")
+			if res.StatusCode >= 200 {
+				end()
+			}
+		},
+		Failure: func(err error) {
+			s.failureResponse(method, err)
+			end()
+		},
+	})
+	if err != nil {
+		end()
+		return
+	}
+	s.metrics.Request(method, "out")
 }
 
 // cancelOutgoing sends CANCEL for an INVITE we sent (RFC 3261 §9.1): same
@@ -230,7 +283,7 @@ func (s *Server) cancelOutgoing(inv *sip.Request) {
 	if d := inv.Destination(); d != "" {
 		req.SetDestination(d)
 	}
-	go s.finish(req)
+	s.finish(req, nil)
 }
 
 // onCancel answers a CANCEL that matched no INVITE transaction (sipgo

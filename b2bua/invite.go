@@ -62,8 +62,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.CallStarted()
 	s.reply(tx, req, 100, "Trying")
 
-	cancelled := make(chan struct{})
-	if !tx.OnCancel(func(*sip.Request) { close(cancelled) }) {
+	if !tx.OnCancel(func(*sip.Request) { c.onCancelled() }) {
 		c.end(cdr.HangupCaller, 487, "cancel")
 		return
 	}
@@ -87,8 +86,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.calls.add(c.b)
 	c.beginInvite()
-	defer c.endInvite()
-	s.runInvite(c, req, tx, out, cancelled)
+	s.startSetup(c, req, tx, out)
 }
 
 // newCall builds the call and its incoming leg from the INVITE.
@@ -102,7 +100,7 @@ func (s *Server) newCall(req *sip.Request) *call {
 	}
 	c := &call{
 		srv: s, id: req.CallID().Value(), from: userOf(&req.From().Address), to: req.Recipient.User,
-		started: time.Now(), abort: make(chan abortRequest, 1), sid: sid,
+		started: time.Now(), sid: sid,
 	}
 	a := &leg{
 		call: c, index: 1, side: sideUAS, callID: c.id, localTag: sip.GenerateTagN(16),
@@ -163,112 +161,10 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Targ
 	return req, nil
 }
 
-// runInvite drives the outgoing INVITE until the call is answered or fails,
-// relaying provisional and final responses to the caller.
-func (s *Server) runInvite(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, cancelled <-chan struct{}) {
-	ctr, err := s.send(s.ctx, out)
-	if err != nil {
-		c.logger().WithError(err).Info("outgoing INVITE failed")
-		s.reply(tx, req, 503, "Service Unavailable")
-		c.end(cdr.HangupGateway, 503, "next hop unreachable")
-		return
-	}
-	// The transaction is left to end on its own timers (Timer D after a
-	// failure, Timer M after a 2xx): until then it ACKs retransmitted
-	// failures and hands retransmitted 2xx to onPeer2xxRetransmission.
-	noAnswer := time.NewTimer(s.cfg.NoAnswerTimeout)
-	defer noAnswer.Stop()
-
-	var (
-		aborted       *abortRequest
-		provisional   bool
-		cancelPending bool
-		giveUp        <-chan time.Time
-	)
-	abort := func(a abortRequest) {
-		if aborted != nil {
-			return
-		}
-		aborted = &a
-		if a.code != 0 {
-			s.reply(tx, req, a.code, a.reason)
-		}
-		if provisional {
-			s.cancelOutgoing(out)
-		} else {
-			cancelPending = true // RFC 3261 §9.1: CANCEL only after a provisional response
-		}
-		// The callee owes us a final response after CANCEL; do not wait for
-		// it forever if it never sends one.
-		giveUp = time.After(64 * s.cfg.T1)
-	}
-
-	for {
-		select {
-		case res := <-ctr.Responses():
-			s.metrics.Response("INVITE", res.StatusCode, "in")
-			c.learnSessionID(c.b, res)
-			switch {
-			case res.StatusCode < 200:
-				provisional = true
-				if cancelPending {
-					cancelPending = false
-					s.cancelOutgoing(out)
-				}
-				if aborted == nil && res.StatusCode > 100 {
-					s.relayResponse(c, c.a, tx, req, res, res.StatusCode, res.Reason)
-				}
-			case res.StatusCode < 300:
-				if aborted != nil {
-					// Answered after we gave up: confirm and hang up at once.
-					s.ackAndBye(c, out, res)
-					c.end(aborted.party, aborted.finalCode(), aborted.why)
-					return
-				}
-				s.answer(c, req, tx, out, ctr, res)
-				return
-			default:
-				if aborted != nil {
-					c.end(aborted.party, aborted.finalCode(), aborted.why)
-					return
-				}
-				code, reason := mapFinalResponse(res.StatusCode, res.Reason)
-				s.relayResponse(c, c.a, tx, req, res, code, reason)
-				c.end(cdr.HangupCallee, code, strconv.Itoa(res.StatusCode)+" "+res.Reason)
-				return
-			}
-		case <-ctr.Done():
-			if aborted != nil {
-				c.end(aborted.party, aborted.finalCode(), aborted.why)
-				return
-			}
-			code, reason := 503, "Service Unavailable"
-			if errors.Is(ctr.Err(), sip.ErrTransactionTimeout) {
-				s.metrics.TransactionTimeout("INVITE")
-				code, reason = 408, "Request Timeout"
-			}
-			s.reply(tx, req, code, reason)
-			c.end(cdr.HangupGateway, code, "no response from next hop")
-			return
-		case <-cancelled:
-			cancelled = nil
-			// sipgo has already answered the CANCEL 200 and the INVITE 487.
-			abort(abortRequest{party: cdr.HangupCaller, why: "cancel", final: 487})
-		case a := <-c.abort:
-			abort(a)
-		case <-noAnswer.C:
-			abort(abortRequest{code: 408, reason: "Request Timeout", party: cdr.HangupGateway, why: "no answer"})
-		case <-giveUp:
-			ctr.Terminate()
-			c.end(aborted.party, aborted.finalCode(), aborted.why)
-			return
-		}
-	}
-}
-
-// answer relays the callee's 2xx to the caller and waits (without blocking
-// this goroutine) for the caller's ACK, which is relayed to the callee.
+// answer relays the callee's 2xx to the caller and arms the wait for the
+// caller's ACK, which is relayed to the callee.
 func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, ctr sip.ClientTransaction, res *sip.Response) {
+
 	b := c.b
 	b.mu.Lock()
 	b.remoteTag = tagOf(res.To().Params)
@@ -276,9 +172,7 @@ func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out
 	b.learnTarget(res, true, true) // UAC: Record-Route reversed (RFC 3261 §12.1.2)
 
 	pa := s.newPendingAck(c, c.a, tx, req, b, out)
-	if ct, ok := ctr.(*sip.ClientTx); ok {
-		ct.OnRetransmission(func(r *sip.Response) { s.onPeer2xxRetransmission(c, pa, r) })
-	}
+	ctr.OnRetransmission(func(r *sip.Response) { s.onPeer2xxRetransmission(c, pa, r) })
 	c.setState(stateAnswered)
 	res2 := s.relayResponse(c, c.a, tx, req, res, res.StatusCode, res.Reason)
 	pa.start(res2)

@@ -9,15 +9,16 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/emiago/sipgo"
 	"github.com/sirupsen/logrus"
+
+	"callpath/sipstack"
 )
 
 // listenerSet holds the sockets callpath serves SIP on. They are opened here,
 // not by sipgo, so that port 0 works (tests) and the UDP socket gets a large
 // receive buffer.
 type listenerSet struct {
-	udp      net.PacketConn
+	udp      *net.UDPConn
 	streams  map[string]net.Listener // tcp, tls, ws, wss
 	addrs    map[string]string
 	host     string // host for Via and Contact
@@ -136,7 +137,7 @@ func (ls *listenerSet) port(transport string) int {
 	return 0
 }
 
-func (ls *listenerSet) serve(srv *sipgo.Server, wg *sync.WaitGroup, log *logrus.Entry) {
+func (ls *listenerSet) serve(srv *sipstack.Stack, wg *sync.WaitGroup, log *logrus.Entry) {
 	run := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {

@@ -10,7 +10,7 @@ import (
 // default one overflows in bursts long before the CPU is busy
 // (notes/test-peers.md). SO_RCVBUFFORCE passes net.core.rmem_max when we are
 // allowed to; otherwise SO_RCVBUF gives what the kernel allows.
-func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
+func listenUDP(addr string, rcvbuf int) (*net.UDPConn, error) {
 	network := "udp"
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
@@ -27,5 +27,9 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 			}
 		})
 	}}
-	return lc.ListenPacket(context.Background(), network, addr)
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
 }

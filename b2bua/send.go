@@ -1,18 +1,10 @@
 package b2bua
 
 import (
-	"context"
-	"net"
-	"strconv"
 	"strings"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
-
-// prebuilt tells sipgo that a request is complete: without an option sipgo
-// would add its own Via, From, To and Call-ID.
-func prebuilt(*sipgo.Client, *sip.Request) error { return nil }
 
 // via returns a fresh Via of ours for a request leaving on transport.
 func (s *Server) via(transport string) *sip.ViaHeader {
@@ -45,42 +37,23 @@ func (s *Server) contact(transport string) *sip.ContactHeader {
 	return actual.(*sip.ContactHeader)
 }
 
-// prepare completes an outgoing request: our Via on top, Max-Forwards,
-// User-Agent, and for UDP the listening socket as the source so that the peer
-// sees one address for us (sipgo would otherwise open a socket per
-// destination).
+// prepare completes an outgoing request: our Via on top, Max-Forwards and
+// User-Agent.
 func (s *Server) prepare(req *sip.Request, maxFwd int) {
 	tp := transportOf(req)
 	req.PrependHeader(s.via(tp))
 	mf := sip.MaxForwardsHeader(uint32(maxFwd))
 	req.AppendHeader(&mf)
 	req.AppendHeader(s.userAgentHdr)
-	if tp == "UDP" && s.listeners.udp != nil {
-		host, port, err := net.SplitHostPort(s.listeners.udpLocal)
-		if err == nil {
-			p, _ := strconv.Atoi(port)
-			req.Laddr = sip.Addr{IP: net.ParseIP(host), Port: p, Hostname: host}
-		}
-	}
 	if req.Body() == nil {
 		req.SetBody(nil)
 	}
 }
 
-// send starts a client transaction for a prepared request.
-func (s *Server) send(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
-	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
-	if err != nil {
-		return nil, err
-	}
-	s.metrics.Request(string(req.Method), "out")
-	return tx, nil
-}
-
 // sendAck sends an ACK for a 2xx (it is its own transaction-less request,
 // RFC 3261 §13.2.2.4).
 func (s *Server) sendAck(ack *sip.Request) error {
-	if err := s.client.WriteRequest(ack, prebuilt); err != nil {
+	if err := s.stack.Send(s.ctx, ack); err != nil {
 		return err
 	}
 	s.metrics.Request("ACK", "out")

@@ -1,26 +1,26 @@
 // Package b2bua is callpath's SIP back-to-back user agent: every call is an
 // incoming dialog and one or more outgoing dialogs with their own Call-IDs,
-// tags, CSeqs, Vias and Contacts, bridged here. It runs on sipgo's transport
-// and transaction layers and keeps its own dialog state.
+// tags, CSeqs, Vias and Contacts, bridged here. It runs on callpath's own
+// transaction layer (package sipstack) with sipgo's messages and stream
+// transports, and keeps its own dialog state.
 package b2bua
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/sirupsen/logrus"
 
 	"callpath/cdr"
 	"callpath/metrics"
 	"callpath/routing"
+	"callpath/sipstack"
 )
 
 // Config is what the B2BUA needs to know; the app fills it from conf.
@@ -56,12 +56,8 @@ type Server struct {
 	recorder CallRecorder
 	metrics  *metrics.SIP
 
-	ua     *sipgo.UserAgent
-	server *sipgo.Server
-	client *sipgo.Client
-
-	calls     *callTable
-	ackParser *sip.Parser // used by ackFastPath on the UDP read loop only
+	stack *sipstack.Stack
+	calls *callTable
 
 	// Headers every message carries, built once and shared (read-only).
 	userAgentHdr, serverHdr sip.Header
@@ -78,30 +74,17 @@ type Server struct {
 
 var sipStackOnce sync.Once
 
-// InitSIPStack sets sipgo's process-wide state: its RFC 3261 timers and the
-// logger its transports use where no logger can be passed in. sipgo keeps
-// both in package variables that its goroutines read unguarded, so they are
-// set once, before any SIP traffic; later calls do nothing. A process runs one
-// B2BUA; tests call this first with the values every test shares.
-func InitSIPStack(t1, t2, t4, linger time.Duration, log *logrus.Entry) {
+// InitSIPStack sets sipgo's process-wide state: its RFC 3261 timers, which
+// only sipgo's own transactions use (callpath's are in sipstack, but tests
+// run sipgo phones in the same process), and the logger its stream
+// transports use where no logger can be passed in. sipgo keeps both in
+// package variables that its goroutines read unguarded, so they are set
+// once, before any SIP traffic; later calls do nothing.
+func InitSIPStack(t1, t2, t4 time.Duration, log *logrus.Entry) {
 	sipStackOnce.Do(func() {
 		if t1 > 0 {
 			sip.SetTimers(t1, t2, t4)
 		}
-		if linger > 0 {
-			// RFC 3261 keeps finished transactions 64*T1 (32 s) so that late
-			// retransmissions are absorbed, not seen as new requests. At
-			// thousands of calls per second that retention is most of the
-			// heap and of the GC work; Kamailio keeps them 5 s (tm wt_timer).
-			// New INVITEs that merely retransmit an old one are caught by
-			// the call table even after their transaction is gone.
-			sip.Timer_D, sip.Timer_J, sip.Timer_L, sip.Timer_M = linger, linger, linger, linger
-		}
-		// sipgo refuses UDP messages over 1300 bytes (RFC 3261 §18.1.1 wants
-		// TCP for them). Calls from WebRTC carry 3-6 KB of SDP and most trunks
-		// take SIP over UDP only, so, like Kamailio, callpath sends them as
-		// fragmented UDP; a target that wants TCP says transport=tcp.
-		sip.UDPMTUSize = 65507 + 200
 		sip.SetDefaultLogger(slog.New(newLogrusHandler(log.WithField("component", "sipgo"))))
 	})
 }
@@ -111,46 +94,37 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	if router == nil || m == nil || log == nil {
 		return nil, errors.New("b2bua: router, metrics and logger are required")
 	}
-	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, cfg.Linger, log)
+	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
 	s := &Server{cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
-		calls: newCallTable(), ackParser: sip.NewParser(),
+		calls:        newCallTable(),
 		userAgentHdr: sip.NewHeader("User-Agent", cfg.UserAgent), serverHdr: sip.NewHeader("Server", cfg.UserAgent)}
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(cfg.UserAgent),
-		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
-		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(slogger),
-			sip.WithTransportLayerReadFilter(s.ackFastPath),
-		),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(slogger),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
-		),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("sip user agent: %w", err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slogger))
-	if err != nil {
-		return nil, fmt.Errorf("sip server: %w", err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slogger))
-	if err != nil {
-		return nil, fmt.Errorf("sip client: %w", err)
-	}
-	s.ua, s.server, s.client = ua, srv, client
+	s.stack = sipstack.New(sipstack.Config{
+		T1: cfg.T1, T2: cfg.T2, T4: cfg.T4, Linger: cfg.Linger,
+		ClientTLS: cfg.ClientTLS, Log: log.WithField("component", "sipstack"), SipgoLog: slogger,
+	}, s.dispatch)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	srv.OnInvite(s.onInvite)
-	srv.OnAck(s.onAck)
-	srv.OnCancel(s.onCancel)
-	srv.OnBye(s.onBye)
-	srv.OnOptions(s.onOptions)
-	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY} {
-		srv.OnRequest(m, s.onInDialog)
-	}
-	srv.OnNoRoute(s.onNoRoute)
 	return s, nil
+}
+
+// dispatch hands a request to the handler of its method.
+func (s *Server) dispatch(req *sip.Request, tx sip.ServerTransaction) {
+	switch req.Method {
+	case sip.INVITE:
+		s.onInvite(req, tx)
+	case sip.ACK:
+		s.onAck(req, tx)
+	case sip.BYE:
+		s.onBye(req, tx)
+	case sip.CANCEL:
+		s.onCancel(req, tx)
+	case sip.OPTIONS:
+		s.onOptions(req, tx)
+	case sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY:
+		s.onInDialog(req, tx)
+	default:
+		s.onNoRoute(req, tx)
+	}
 }
 
 // Start opens the configured listeners and serves them until Close.
@@ -160,7 +134,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.listeners = ls
-	ls.serve(s.server, &s.wg, s.log)
+	ls.serve(s.stack, &s.wg, s.log)
 	return nil
 }
 
@@ -183,7 +157,7 @@ func (s *Server) Close() error {
 	if s.listeners != nil {
 		s.listeners.close()
 	}
-	err := s.ua.Close()
+	err := s.stack.Close()
 	s.wg.Wait()
 	return err
 }
