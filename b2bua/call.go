@@ -92,11 +92,11 @@ func (c *call) learnSessionID(l *leg, msg sip.Message) {
 	if l == c.a {
 		return
 	}
-	h := msg.GetHeaders(SessionIDHeader)
-	if len(h) == 0 {
+	h := firstHeader(msg, SessionIDHeader)
+	if h == nil {
 		return
 	}
-	sid, err := ParseSessionID(h[0].Value())
+	sid, err := ParseSessionID(h.Value())
 	if err != nil || sid.Local == NullUUID {
 		return
 	}

@@ -64,18 +64,45 @@ func (set headerSet) has(name string) bool {
 // their order. One pass over src: sipgo's GetHeaders lower-cases and scans
 // per name, which cost a fifth of building an outgoing INVITE.
 func copyHeaders(dst, src sip.Message, set headerSet) {
-	var hs []sip.Header
-	switch m := src.(type) {
-	case *sip.Request:
-		hs = m.Headers()
-	case *sip.Response:
-		hs = m.Headers()
-	}
-	for _, h := range hs {
+	for _, h := range headersOf(src) {
 		if set.has(h.Name()) {
 			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
 		}
 	}
+}
+
+// headersOf returns all headers of a message, in order.
+func headersOf(msg sip.Message) []sip.Header {
+	switch m := msg.(type) {
+	case *sip.Request:
+		return m.Headers()
+	case *sip.Response:
+		return m.Headers()
+	}
+	return nil
+}
+
+// headersNamed returns the headers called name (any case), in order. sipgo's
+// GetHeaders lower-cases every header name of the message on each call, an
+// allocation per header on every message.
+func headersNamed(msg sip.Message, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range headersOf(msg) {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// firstHeader is headersNamed's first match, or nil.
+func firstHeader(msg sip.Message, name string) sip.Header {
+	for _, h := range headersOf(msg) {
+		if strings.EqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 // maxForwards returns the request's Max-Forwards, or def when it has none
@@ -94,7 +121,7 @@ func maxForwards(req *sip.Request, def int) int {
 func unsupportedRequire(req *sip.Request) []string {
 	var tags []string
 	for _, name := range []string{"Require", "Proxy-Require"} {
-		for _, h := range req.GetHeaders(name) {
+		for _, h := range headersNamed(req, name) {
 			for _, tag := range strings.Split(h.Value(), ",") {
 				if tag = strings.TrimSpace(tag); tag != "" {
 					tags = append(tags, tag)

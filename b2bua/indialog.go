@@ -268,7 +268,7 @@ func (s *Server) finish(req *sip.Request, done func()) {
 func (s *Server) cancelOutgoing(inv *sip.Request) {
 	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	req.AppendHeader(inv.Via().Clone())
-	for _, h := range inv.GetHeaders("Route") {
+	for _, h := range headersNamed(inv, "Route") {
 		req.AppendHeader(sip.HeaderClone(h))
 	}
 	req.AppendHeader(sip.HeaderClone(inv.From()))

@@ -93,7 +93,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) newCall(req *sip.Request) *call {
 	sid := SessionID{Local: NewSessionUUID(), Remote: NullUUID}
 	// Only the first Session-ID counts (RFC 7989 §7: one per message).
-	if h := req.GetHeader(SessionIDHeader); h != nil {
+	if h := firstHeader(req, SessionIDHeader); h != nil {
 		if parsed, err := ParseSessionID(h.Value()); err == nil && parsed.Local != NullUUID {
 			sid = parsed
 		}

@@ -83,8 +83,8 @@ func (l *leg) acceptRemoteCSeq(n uint32) bool {
 func (l *leg) learnTarget(msg sip.Message, routeSet bool, reverse bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c := msg.GetHeaders("Contact"); len(c) > 0 {
-		if ch, ok := c[0].(*sip.ContactHeader); ok && ch.Address.Host != "" {
+	if c := firstHeader(msg, "Contact"); c != nil {
+		if ch, ok := c.(*sip.ContactHeader); ok && ch.Address.Host != "" {
 			l.remoteTarget = *ch.Address.Clone()
 		}
 	}
@@ -92,7 +92,7 @@ func (l *leg) learnTarget(msg sip.Message, routeSet bool, reverse bool) {
 		return
 	}
 	var routes []sip.Uri
-	for _, h := range msg.GetHeaders("Record-Route") {
+	for _, h := range headersNamed(msg, "Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			routes = append(routes, *rr.Address.Clone())
 		}

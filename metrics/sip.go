@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +19,15 @@ type SIP struct {
 	transactionTimeout *prometheus.CounterVec
 
 	// Pre-resolved children for the hot path: looking a child up by label
-	// values costs a hash and a lock per message.
+	// values costs a hash, a lock and an allocation per message.
 	codeLabels [700]string
+	children   sync.Map // childKey -> prometheus.Counter
+}
+
+// childKey names one child of requests or responses; code is 0 for requests.
+type childKey struct {
+	method, direction string
+	code              int
 }
 
 func newSIP(reg *prometheus.Registry) *SIP {
@@ -88,12 +96,41 @@ func (s *SIP) CallAnswered(setup time.Duration) {
 
 // Request counts one SIP request; direction is "in" or "out".
 func (s *SIP) Request(method, direction string) {
-	s.requests.WithLabelValues(method, direction).Inc()
+	s.child(childKey{method: method, direction: direction}).Inc()
 }
 
 // Response counts one SIP response to a request of method.
 func (s *SIP) Response(method string, code int, direction string) {
-	s.responses.WithLabelValues(method, s.code(code), direction).Inc()
+	s.child(childKey{method: method, direction: direction, code: code}).Inc()
+}
+
+// knownMethods are the method labels; any other method counts as "other",
+// so that a peer inventing methods cannot grow the series without bound.
+var knownMethods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "UPDATE": true,
+	"INFO": true, "MESSAGE": true, "NOTIFY": true, "REGISTER": true, "SUBSCRIBE": true,
+	"REFER": true, "PRACK": true, "PUBLISH": true,
+}
+
+// child returns the counter for k, resolving it once.
+func (s *SIP) child(k childKey) prometheus.Counter {
+	if !knownMethods[k.method] {
+		k.method = "other"
+	}
+	if k.code >= len(s.codeLabels) || k.code < 0 {
+		k.code = len(s.codeLabels) // "other"
+	}
+	if c, ok := s.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if k.code == 0 {
+		c = s.requests.WithLabelValues(k.method, k.direction)
+	} else {
+		c = s.responses.WithLabelValues(k.method, s.code(k.code), k.direction)
+	}
+	actual, _ := s.children.LoadOrStore(k, c)
+	return actual.(prometheus.Counter)
 }
 
 // TransactionTimeout counts a client transaction that timed out.
