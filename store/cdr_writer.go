@@ -102,6 +102,10 @@ type CDRWriter struct {
 	mu     sync.RWMutex
 	closed bool
 	queue  chan cdr.Record
+	// wake calls the writer before its tick: a full batch is waiting, or
+	// Close. Records do not wake it one by one: at thousands of calls per
+	// second a wake-up per record costs more than writing it.
+	wake chan struct{}
 
 	// cancel aborts in-flight writes when Close's context ends first; done
 	// is closed when the background goroutine has exited.
@@ -124,6 +128,7 @@ func NewCDRWriter(db *DB, opts CDRWriterOptions) *CDRWriter {
 		opts:   opts,
 		log:    opts.Logger.WithField("component", "cdr-writer"),
 		queue:  make(chan cdr.Record, opts.QueueSize),
+		wake:   make(chan struct{}, 1),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
@@ -153,6 +158,9 @@ func (w *CDRWriter) RecordCall(ctx context.Context, r cdr.Record) {
 	w.mu.RUnlock()
 
 	if accepted {
+		if len(w.queue) >= w.opts.BatchSize {
+			w.signal()
+		}
 		return
 	}
 	n := w.dropped.Add(1)
@@ -188,6 +196,7 @@ func (w *CDRWriter) Close(ctx context.Context) error {
 		close(w.queue) // the goroutine drains what is buffered, then exits
 	}
 	w.mu.Unlock()
+	w.signal()
 
 	select {
 	case <-w.done:
@@ -203,8 +212,16 @@ func (w *CDRWriter) Close(ctx context.Context) error {
 	}
 }
 
-// run collects records into batches and writes each batch when it is full or
-// FlushInterval has passed, whichever is first.
+// signal wakes the writer unless a wake-up is pending already.
+func (w *CDRWriter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes what is queued every FlushInterval, or sooner when a batch is
+// full, in batches of at most BatchSize.
 func (w *CDRWriter) run(ctx context.Context) {
 	defer close(w.done)
 
@@ -222,19 +239,34 @@ func (w *CDRWriter) run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		select {
-		case r, ok := <-w.queue:
+		case <-w.wake:
+		case <-tick.C:
+		}
+		// Drain what is queued now; records that come meanwhile wait for
+		// the next round.
+		for n := len(w.queue); n > 0; n-- {
+			r, ok := <-w.queue
 			if !ok {
-				flush()
-				return
+				break
 			}
 			batch = append(batch, r)
 			if len(batch) >= w.opts.BatchSize {
 				flush()
 			}
-		case <-tick.C:
-			flush()
+		}
+		flush()
+		if w.isClosed() && len(w.queue) == 0 {
+			// Close closed the queue after setting closed: nothing more
+			// can arrive, and what was buffered has been written.
+			return
 		}
 	}
+}
+
+func (w *CDRWriter) isClosed() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.closed
 }
 
 // write stores one batch, retrying as the CDRWriter documentation describes,
