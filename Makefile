@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 15s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test deps lint fuzz bench bench-sip bench-hold clean
+.PHONY: run build test deps lint fuzz bench bench-sip bench-hold proto clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -29,6 +29,9 @@ fuzz:                ## run every fuzz target for FUZZTIME each
 	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+proto:               ## regenerate api/gen from api/*.proto (installs protoc and plugins)
+	./scripts/proto.sh
 
 bench:               ## Go micro-benchmarks of the hot paths
 	$(GO) test -run XXX -bench . -benchmem -count 3 $(PKGS)

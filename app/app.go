@@ -20,9 +20,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"callpath/auth"
 	"callpath/b2bua"
 	"callpath/conf"
 	"callpath/metrics"
+	"callpath/provisioning"
+	"callpath/registry"
 	"callpath/routing"
 	"callpath/store"
 )
@@ -35,6 +38,12 @@ type App struct {
 	db      *store.DB
 	cdrs    *store.CDRWriter
 	sip     *b2bua.Server
+
+	registry  *registry.Registry
+	breakout  *routing.Breakout
+	verifier  *auth.Verifier
+	devIssuer *auth.DevIssuer
+	stopBg    context.CancelFunc // background loops (registration sweep)
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -62,6 +71,19 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		routes = append(routes, routing.Route{Prefix: r.Prefix, RangeFrom: r.RangeFrom, RangeTo: r.RangeTo, Target: r.Target})
 	}
 	router := routing.NewStaticTable(routes, cfg.Routing.DefaultTarget)
+
+	if a.verifier, a.devIssuer, err = newVerifier(cfg); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	if a.devIssuer != nil {
+		log.WithField("key_file", cfg.DevIssuerKeyFile()).Warn("auth.dev_issuer is enabled: tokens minted with its key are accepted (labs and tests only)")
+	}
+	if err := a.newRegistry(ctx); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	a.breakout = &routing.Breakout{Destinations: router, Registrations: a.registry, FallbackTimeout: cfg.Registrations.FallbackTimeout}
 
 	sipCfg, err := b2buaConfig(cfg)
 	if err != nil {
@@ -113,6 +135,9 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.sip.Start(); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	bg, stop := context.WithCancel(context.Background())
+	a.stopBg = stop
+	go a.sweepRegistrations(bg, a.cfg.Registrations.SweepInterval)
 	if a.cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
 		if err != nil {
@@ -132,9 +157,10 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("grpc listen %s: %w", a.cfg.GRPC.Listen, err)
 		}
 		a.grpcLn = ln
-		a.grpcSrv = grpc.NewServer()
+		a.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(provisioning.AuthInterceptor(a.verifier)))
 		a.health = health.NewServer()
 		healthpb.RegisterHealthServer(a.grpcSrv, a.health)
+		(&provisioning.GRPCService{Registry: a.registry, Log: a.log.WithField("component", "provisioning")}).Register(a.grpcSrv)
 		reflection.Register(a.grpcSrv)
 		go func() {
 			if err := a.grpcSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -171,6 +197,12 @@ func (a *App) GRPCAddr() string {
 // Metrics returns the gateway's registry.
 func (a *App) Metrics() *metrics.Registry { return a.metrics }
 
+// Explain plans a new call from -> to without placing it.
+func (a *App) Explain(from, to string) routing.Explanation { return a.breakout.Explain(from, to) }
+
+// DevIssuer is the dev token issuer, nil when auth.dev_issuer is off.
+func (a *App) DevIssuer() *auth.DevIssuer { return a.devIssuer }
+
 // Store returns the gateway's database.
 func (a *App) Store() *store.DB { return a.db }
 
@@ -191,6 +223,9 @@ func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Dur
 			drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
 			a.sip.Drain(drainCtx)
 			cancel()
+		}
+		if a.stopBg != nil {
+			a.stopBg()
 		}
 		var errs []error
 		errs = append(errs, a.sip.Close())

@@ -4,19 +4,22 @@
 package conf
 
 import (
+	"path/filepath"
 	"time"
 )
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Log      Log      `yaml:"log"`
-	SIP      SIP      `yaml:"sip"`
-	Routing  Routing  `yaml:"routing"`
-	HTTP     HTTP     `yaml:"http"`
-	GRPC     GRPC     `yaml:"grpc"`
-	Store    Store    `yaml:"store"`
-	Shutdown Shutdown `yaml:"shutdown"`
-	Runtime  Runtime  `yaml:"runtime"`
+	Log           Log           `yaml:"log"`
+	SIP           SIP           `yaml:"sip"`
+	Routing       Routing       `yaml:"routing"`
+	Registrations Registrations `yaml:"registrations"`
+	Auth          Auth          `yaml:"auth"`
+	HTTP          HTTP          `yaml:"http"`
+	GRPC          GRPC          `yaml:"grpc"`
+	Store         Store         `yaml:"store"`
+	Shutdown      Shutdown      `yaml:"shutdown"`
+	Runtime       Runtime       `yaml:"runtime"`
 }
 
 // Log selects the log level and format.
@@ -74,6 +77,42 @@ type Route struct {
 	RangeFrom string `yaml:"range_from"`
 	RangeTo   string `yaml:"range_to"`
 	Target    string `yaml:"target"`
+}
+
+// Registrations configures the virtual SIP registrations (SipBreakout API).
+type Registrations struct {
+	TTL           time.Duration `yaml:"ttl"`
+	AllowPlainSIP bool          `yaml:"allow_plain_sip"`
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// FallbackTimeout is how long a FALLBACK number rings before the call
+	// goes to its TAS.
+	FallbackTimeout time.Duration `yaml:"fallback_timeout"`
+}
+
+// Auth says which OAuth2 bearer tokens the APIs accept.
+type Auth struct {
+	Issuer      string        `yaml:"issuer"`
+	Audience    string        `yaml:"audience"`
+	JWKSURL     string        `yaml:"jwks_url"`
+	JWKSFile    string        `yaml:"jwks_file"`
+	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
+	Leeway      time.Duration `yaml:"leeway"`
+	DevIssuer   DevIssuer     `yaml:"dev_issuer"`
+}
+
+// DevIssuer is callpath's own token issuer for labs and tests.
+type DevIssuer struct {
+	Enabled bool   `yaml:"enabled"`
+	KeyFile string `yaml:"key_file"`
+}
+
+// DevIssuerKeyFile is where the dev issuer's key lives: key_file, or
+// dev-issuer.key beside the store.
+func (c *Config) DevIssuerKeyFile() string {
+	if c.Auth.DevIssuer.KeyFile != "" {
+		return c.Auth.DevIssuer.KeyFile
+	}
+	return filepath.Join(filepath.Dir(c.Store.Path), "dev-issuer.key")
 }
 
 // HTTP is the operator HTTP server (metrics, health, later the APIs).

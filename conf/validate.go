@@ -2,6 +2,7 @@ package conf
 
 import (
 	"net"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -99,6 +100,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if err := c.validateRegistrationsAndAuth(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}
@@ -115,6 +119,44 @@ func (c *Config) Validate() error {
 		if _, err := ParseByteSize(c.Runtime.MemoryLimit); err != nil {
 			return keyError("runtime.memory_limit", "%v", err)
 		}
+	}
+	return nil
+}
+
+func (c *Config) validateRegistrationsAndAuth() error {
+	if c.Registrations.TTL < time.Minute {
+		return keyError("registrations.ttl", "want at least 1m, got %s", c.Registrations.TTL)
+	}
+	if err := positive("registrations.sweep_interval", c.Registrations.SweepInterval); err != nil {
+		return err
+	}
+	if err := positive("registrations.fallback_timeout", c.Registrations.FallbackTimeout); err != nil {
+		return err
+	}
+	a := c.Auth
+	if a.Issuer == "" {
+		return keyError("auth.issuer", "must not be empty")
+	}
+	if a.Audience == "" {
+		return keyError("auth.audience", "must not be empty")
+	}
+	if a.JWKSURL != "" && a.JWKSFile != "" {
+		return keyError("auth.jwks_url", "give either jwks_url or jwks_file, not both")
+	}
+	if a.JWKSURL != "" {
+		u, err := url.Parse(a.JWKSURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return keyError("auth.jwks_url", "want an https:// URL, got %q", a.JWKSURL)
+		}
+	}
+	if a.JWKSURL == "" && a.JWKSFile == "" && !a.DevIssuer.Enabled {
+		return keyError("auth.jwks_url", "no token keys: set jwks_url or jwks_file, or enable auth.dev_issuer")
+	}
+	if err := positive("auth.jwks_refresh", a.JWKSRefresh); err != nil {
+		return err
+	}
+	if a.Leeway < 0 || a.Leeway > 10*time.Minute {
+		return keyError("auth.leeway", "want 0 to 10m, got %s", a.Leeway)
 	}
 	return nil
 }

@@ -333,3 +333,22 @@ func (db *DB) closeStmts() {
 	}
 	db.insertCDRs = nil
 }
+
+// execer is what a write transaction offers its body.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// writeTx runs fn in a write transaction and commits it, or rolls it back
+// when fn fails.
+func (db *DB) writeTx(ctx context.Context, fn func(execer) error) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -96,3 +96,40 @@ func TestProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("store file not created: %v", err)
 	}
 }
+
+// `callpath token` mints with the key file the gateway of the same config
+// trusts, and `callpath route explain` plans a call from the same store.
+func TestTokenAndRouteExplain(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "callpath.yaml")
+	yaml := "store: {path: \"" + filepath.Join(dir, "callpath.db") + "\"}\n" +
+		"routing: {default_target: \"sip:core.example.net\"}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"token", "-config", cfg, "-sub", "tas-1", "-phone", "+4790000001"}, &out, &errOut); code != 0 {
+		t.Fatalf("token: exit %d: %s", code, errOut.String())
+	}
+	tok := strings.TrimSpace(out.String())
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("token %q is not a compact JWT", tok)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dev-issuer.key")); err != nil {
+		t.Fatalf("dev issuer key not beside the store: %v", err)
+	}
+	if code := run([]string{"token", "-config", cfg}, &out, &errOut); code != 2 {
+		t.Fatalf("token without -sub: exit %d", code)
+	}
+
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"route", "explain", "-config", cfg, "-from", "+4790000001", "-to", "+4790000002"}, &out, &errOut); code != 0 {
+		t.Fatalf("route explain: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"registrations: none apply", "leg 2: INVITE sip:+4790000002@… to sip:core.example.net (destination)", "result: one leg"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("route explain output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
