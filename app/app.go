@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	a.db = db
-	a.cdrs = store.NewCDRWriter(db, store.CDRWriterOptions{Logger: log.WithField("component", "cdr")})
+	a.cdrs = store.NewCDRWriter(db, store.CDRWriterOptions{Logger: log.WithField("component", "cdr"), FlushInterval: cfg.Store.CDRFlushInterval})
 
 	routes := make([]routing.Route, 0, len(cfg.Routing.Routes))
 	for _, r := range cfg.Routing.Routes {

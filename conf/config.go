@@ -128,7 +128,8 @@ type GRPC struct {
 
 // Store is the SQLite database.
 type Store struct {
-	Path string `yaml:"path"`
+	Path             string        `yaml:"path"`
+	CDRFlushInterval time.Duration `yaml:"cdr_flush_interval"`
 }
 
 // Shutdown controls the graceful drain on SIGTERM.

@@ -106,6 +106,9 @@ func (c *Config) Validate() error {
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}
+	if c.Store.CDRFlushInterval < 10*time.Millisecond || c.Store.CDRFlushInterval > time.Minute {
+		return keyError("store.cdr_flush_interval", "want 10ms to 1m, got %s", c.Store.CDRFlushInterval)
+	}
 	if err := positive("shutdown.drain_timeout", c.Shutdown.DrainTimeout); err != nil {
 		return err
 	}
