@@ -273,16 +273,19 @@ func TestClientInvite2xxRetransmission(t *testing.T) {
 		t.Fatalf("TU got a second response %d", code)
 	default:
 	}
-	deadline := time.Now().Add(20*testT1 + 2*time.Second)
+	deadline := time.After(20*testT1 + 2*time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		server, client := s.Transactions()
 		if server == 0 && client == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("transactions left after linger: %d server, %d client", server, client)
+		case <-poll.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
