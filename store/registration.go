@@ -8,19 +8,31 @@ import (
 	"callpath/registry"
 )
 
+const upsertRegistrationSQL = `INSERT INTO registration
+	(phone_number, route_type, sip_uri, mo_prefix, mt_prefix, owner, updated_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (phone_number) DO UPDATE SET
+	route_type = excluded.route_type, sip_uri = excluded.sip_uri, mo_prefix = excluded.mo_prefix,
+	mt_prefix = excluded.mt_prefix, owner = excluded.owner, updated_at = excluded.updated_at,
+	expires_at = excluded.expires_at`
+
 // PutRegistration inserts or replaces the registration of its number.
 func (db *DB) PutRegistration(ctx context.Context, r registry.Registration) error {
+	return db.PutRegistrations(ctx, []registry.Registration{r})
+}
+
+// PutRegistrations inserts or replaces registrations in one transaction
+// (bulk provisioning, imports).
+func (db *DB) PutRegistrations(ctx context.Context, regs []registry.Registration) error {
 	return db.writeTx(ctx, func(tx execer) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO registration
-			(phone_number, route_type, sip_uri, mo_prefix, mt_prefix, owner, updated_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (phone_number) DO UPDATE SET
-			route_type = excluded.route_type, sip_uri = excluded.sip_uri, mo_prefix = excluded.mo_prefix,
-			mt_prefix = excluded.mt_prefix, owner = excluded.owner, updated_at = excluded.updated_at,
-			expires_at = excluded.expires_at`,
-			r.PhoneNumber, int32(r.RouteType), r.SIPURI, r.MOPrefix, r.MTPrefix, r.Owner,
-			formatTime(r.UpdatedAt), formatTime(r.ExpiresAt))
-		return err
+		for _, r := range regs {
+			if _, err := tx.ExecContext(ctx, upsertRegistrationSQL,
+				r.PhoneNumber, int32(r.RouteType), r.SIPURI, r.MOPrefix, r.MTPrefix, r.Owner,
+				formatTime(r.UpdatedAt), formatTime(r.ExpiresAt)); err != nil {
+				return fmt.Errorf("registration %s: %w", r.PhoneNumber, err)
+			}
+		}
+		return nil
 	})
 }
 
