@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the
 # real SIP peers the tests start (SIPp, Kamailio) and a C compiler for the
-# race detector. Needs root or sudo.
+# race detector, and grpcurl (go install). Needs root or sudo for apt-get.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# grpcurl: an independent gRPC client for the provisioning API's interop
+# test, installed with go install (Debian has no package).
+if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/grpcurl" ]; then
+	echo "installing grpcurl (go install)" >&2
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
