@@ -104,6 +104,8 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 		ClientTLS: cfg.ClientTLS, Log: log.WithField("component", "sipstack"), SipgoLog: slogger,
 	}, s.dispatch)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	st := s.stack.Stats()
+	m.Dropped(func() float64 { return float64(st.Unparseable.Load()) }, func() float64 { return float64(st.Unmatched.Load()) })
 	return s, nil
 }
 

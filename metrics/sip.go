@@ -18,6 +18,8 @@ type SIP struct {
 	setupSeconds       prometheus.Histogram
 	transactionTimeout *prometheus.CounterVec
 
+	reg *prometheus.Registry
+
 	// Pre-resolved children for the hot path: looking a child up by label
 	// values costs a hash, a lock and an allocation per message.
 	codeLabels [700]string
@@ -65,6 +67,7 @@ func newSIP(reg *prometheus.Registry) *SIP {
 	for i := range s.codeLabels {
 		s.codeLabels[i] = strconv.Itoa(i)
 	}
+	s.reg = reg
 	reg.MustRegister(s.callsActive, s.callAttempts, s.callOutcomes, s.requests, s.responses,
 		s.setupSeconds, s.transactionTimeout)
 	return s
@@ -131,6 +134,19 @@ func (s *SIP) child(k childKey) prometheus.Counter {
 	}
 	actual, _ := s.children.LoadOrStore(k, c)
 	return actual.(prometheus.Counter)
+}
+
+// Dropped exposes the SIP stack's own counts of messages it dropped
+// (unparseable datagrams, responses matching no transaction) as
+// callpath_sip_messages_dropped_total{reason}. Call it once.
+func (s *SIP) Dropped(unparseable, unmatched func() float64) {
+	for reason, f := range map[string]func() float64{"unparseable": unparseable, "unmatched": unmatched} {
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "sip", Name: "messages_dropped_total",
+			Help:        "SIP messages dropped without an answer: unparseable, or responses matching no transaction.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, f))
+	}
 }
 
 // TransactionTimeout counts a client transaction that timed out.

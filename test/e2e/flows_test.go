@@ -337,6 +337,11 @@ func TestMalformedInput(t *testing.T) {
 	} {
 		raw.SendBytes(gw.udp(), junk)
 	}
+	// The drops are counted: three fail to parse; the binary one does not
+	// even start like SIP and is not tried.
+	eventually(t, 2*time.Second, "unparseable datagrams counted", func() bool {
+		return gw.metric(`callpath_sip_messages_dropped_total{reason="unparseable"}`) == "3"
+	})
 	// Parseable but missing what a request needs: 400.
 	raw.Send(gw.udp(), "INVITE sip:+4790000002@"+gw.udp()+" SIP/2.0\nVia: SIP/2.0/UDP "+raw.Addr()+";branch=z9hG4bKnotag\nMax-Forwards: 70\nFrom: <sip:a@127.0.0.1>\nTo: <sip:b@127.0.0.1>\nCall-ID: notag\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
 	res := raw.Expect("SIP/2.0 400", 3*time.Second)
