@@ -16,6 +16,9 @@ type index struct {
 	seed   maphash.Seed
 	shards [indexShards]indexShard
 	n      atomic.Int64
+
+	tasMu sync.Mutex
+	tas   map[string]int // TAS sip_uri -> registrations naming it
 }
 
 type indexShard struct {
@@ -24,7 +27,7 @@ type indexShard struct {
 }
 
 func newIndex() *index {
-	x := &index{seed: maphash.MakeSeed()}
+	x := &index{seed: maphash.MakeSeed(), tas: make(map[string]int)}
 	for i := range x.shards {
 		x.shards[i].m = make(map[string]Registration)
 	}
@@ -46,21 +49,55 @@ func (x *index) get(number string) (Registration, bool) {
 func (x *index) put(reg Registration) {
 	s := x.shard(reg.PhoneNumber)
 	s.mu.Lock()
-	if _, ok := s.m[reg.PhoneNumber]; !ok {
+	old, existed := s.m[reg.PhoneNumber]
+	if !existed {
 		x.n.Add(1)
 	}
 	s.m[reg.PhoneNumber] = reg
 	s.mu.Unlock()
+	x.tasMu.Lock()
+	if existed {
+		x.dropTAS(old.SIPURI)
+	}
+	x.tas[reg.SIPURI]++
+	x.tasMu.Unlock()
+}
+
+// dropTAS counts one registration less for uri. Called with tasMu held.
+func (x *index) dropTAS(uri string) {
+	if x.tas[uri] <= 1 {
+		delete(x.tas, uri)
+		return
+	}
+	x.tas[uri]--
+}
+
+// tasURIs returns the distinct TAS URIs registered.
+func (x *index) tasURIs() []string {
+	x.tasMu.Lock()
+	defer x.tasMu.Unlock()
+	out := make([]string, 0, len(x.tas))
+	for uri := range x.tas {
+		out = append(out, uri)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (x *index) remove(number string) {
 	s := x.shard(number)
 	s.mu.Lock()
-	if _, ok := s.m[number]; ok {
+	old, ok := s.m[number]
+	if ok {
 		delete(s.m, number)
 		x.n.Add(-1)
 	}
 	s.mu.Unlock()
+	if ok {
+		x.tasMu.Lock()
+		x.dropTAS(old.SIPURI)
+		x.tasMu.Unlock()
+	}
 }
 
 func (x *index) len() int { return int(x.n.Load()) }

@@ -189,6 +189,10 @@ func (r *Registry) List(p Principal) []Registration {
 	return out
 }
 
+// TASURIs returns the distinct TAS URIs of the registrations held (expired
+// ones not yet swept included).
+func (r *Registry) TASURIs() []string { return r.index.tasURIs() }
+
 // Len is the number of registrations held, expired ones not yet swept
 // included.
 func (r *Registry) Len() int { return r.index.len() }
