@@ -24,6 +24,7 @@ import (
 	"callpath/auth"
 	"callpath/provisioning"
 	"callpath/registry"
+	"callpath/routing"
 	"callpath/store"
 )
 
@@ -229,5 +230,50 @@ func TestREST(t *testing.T) {
 	code, out = do("POST", "/sipbreakout/v1/registrations:delete", `{"registration": {"phoneNumber": {"e164": "+4790000001"}, "sipUri": "sips:tas.example.net"}}`, tok)
 	if code != 200 || out["statusCode"] != "STATUS_CODE_OK" {
 		t.Fatalf("delete: %d %v", code, out)
+	}
+}
+
+// GET /routing/v1/explain needs the operator scope and plans the call.
+func TestExplainREST(t *testing.T) {
+	f := newFixture(t)
+	planner := &routing.Breakout{Destinations: routing.NewStaticTable(nil, "sip:core.example.net"), Registrations: f.reg, FallbackTimeout: 30 * time.Second}
+	dev := &auth.Verifier{Issuer: "test-issuer", Audience: "callpath", Keys: f.issuer.Keys()}
+	mux := http.NewServeMux()
+	provisioning.ExplainRoutes(mux, planner, dev)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	client := withToken(f.token(t, auth.Token{Subject: "tas-provider", Scopes: []string{provisioning.ScopeWrite}}))
+	if _, err := f.client.UpsertRegistration(client, &pb.UpsertRegistrationRequest{
+		Registration: registration("+4790000002", "sips:tas.example.net", pb.RouteType_ROUTE_TYPE_FORK)}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(query, token string) (int, map[string]any) {
+		req, _ := http.NewRequest("GET", hs.URL+"/routing/v1/explain?"+query, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	q := "from=%2B4790000001&to=%2B4790000002"
+	if code, _ := get(q, ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := get(q, f.token(t, auth.Token{Subject: "tas-provider", Scopes: []string{provisioning.ScopeWrite}})); code != 403 {
+		t.Fatalf("without the operator scope: %d", code)
+	}
+	op := f.token(t, auth.Token{Subject: "noc", Scopes: []string{provisioning.ScopeOperator}})
+	if code, out := get("from=1&to=2", op); code != 400 || out["code"] != "INVALID_ARGUMENT" {
+		t.Fatalf("bad numbers: %d %v", code, out)
+	}
+	code, out := get(q, op)
+	if code != 200 || len(out["legs"].([]any)) != 2 || !strings.HasPrefix(out["result"].(string), "fork") {
+		t.Fatalf("explain: %d %v", code, out)
 	}
 }
