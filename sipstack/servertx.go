@@ -56,11 +56,14 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 	defer tx.mu.Unlock()
 	switch tx.state {
 	case serverTrying, serverProceeding:
-	case serverAccepted:
-		if !tx.invite || res.StatusCode < 200 || res.StatusCode >= 300 {
+	case serverAccepted, serverTerminated:
+		// The TU retransmits its own 2xx (RFC 6026 §7.1) until the ACK or
+		// 64*T1, which may outlast the transaction (Config.Linger): over
+		// UDP the address is all it needs. Anything else is one final too
+		// many.
+		if !tx.invite || res.StatusCode < 200 || res.StatusCode >= 300 || (tx.state == serverTerminated && tx.route.udp == nil) {
 			return errFinalSent
 		}
-		// The TU retransmits its own 2xx (RFC 6026 §7.1).
 		return tx.stack.write(&tx.route, res)
 	default:
 		return errFinalSent

@@ -314,3 +314,42 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("unparseable datagram not counted")
 	}
 }
+
+// The TU retransmits its 2xx for up to 64*T1, longer than a finished
+// transaction lingers: over UDP the retransmissions still go out after the
+// transaction is forgotten; anything but a 2xx does not.
+func TestServer2xxRetransmissionOutlivesTheTransaction(t *testing.T) {
+	txs := make(chan sip.ServerTransaction, 1)
+	reqs := make(chan *sip.Request, 1)
+	s, addr := newTestStack(t, func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.IsInvite() {
+			reqs <- req
+			txs <- tx
+		}
+	})
+	peer := siptest.NewRawUDP(t)
+	peer.Send(addr, invite(peer, addr, "z9hG4bK-2xx"))
+	tx, req := <-txs, <-reqs
+	ok := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if err := tx.Respond(ok); err != nil {
+		t.Fatal(err)
+	}
+	peer.Expect("SIP/2.0 200", time.Second)
+	deadline := time.After(20*testT1 + 2*time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for server, _ := s.Transactions(); server != 0; server, _ = s.Transactions() {
+		select {
+		case <-deadline:
+			t.Fatal("INVITE transaction not forgotten after linger")
+		case <-poll.C:
+		}
+	}
+	if err := tx.Respond(ok); err != nil {
+		t.Fatalf("2xx retransmission after linger: %v", err)
+	}
+	peer.Expect("SIP/2.0 200", time.Second)
+	if err := tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil)); err == nil {
+		t.Fatal("a non-2xx after the 2xx was sent")
+	}
+}
