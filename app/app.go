@@ -209,6 +209,9 @@ func (a *App) Store() *store.DB { return a.db }
 // ActiveCalls is the number of calls in progress.
 func (a *App) ActiveCalls() int { return a.sip.ActiveCalls() }
 
+// SIPTransactions is the number of SIP server and client transactions held.
+func (a *App) SIPTransactions() (server, client int) { return a.sip.Transactions() }
+
 // Shutdown stops the gateway. Graceful: new calls get 503 and active calls
 // get up to drainTimeout to end before they are hung up; otherwise everything
 // stops at once. The CDRs of ended calls are flushed to the store either way.

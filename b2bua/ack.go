@@ -115,6 +115,9 @@ func (pa *pendingAck) sendPeerAck(from *sip.Request) {
 	pa.mu.Lock()
 	pa.ack = ack
 	pa.mu.Unlock()
+	pa.peer.mu.Lock()
+	pa.peer.lastAck = ack
+	pa.peer.mu.Unlock()
 	if err := s.sendAck(ack); err != nil {
 		pa.call.logger().WithError(err).Info("sending ACK failed")
 	}
@@ -181,6 +184,29 @@ func (s *Server) onPeer2xxRetransmission(c *call, pa *pendingAck, res *sip.Respo
 	ack := pa.ack
 	pa.mu.Unlock()
 	if ack != nil {
+		_ = s.sendAck(ack)
+	}
+}
+
+// onUnmatchedResponse handles a response no transaction wants: a 2xx to one
+// of our INVITEs that the callee retransmits after the INVITE transaction
+// was forgotten (RFC 6026's Timer M lasts 64*T1, longer than
+// sip.timers.linger) gets our ACK again, for as long as the call lasts.
+func (s *Server) onUnmatchedResponse(res *sip.Response) {
+	cseq, from, callID := res.CSeq(), res.From(), res.CallID()
+	if res.StatusCode < 200 || res.StatusCode >= 300 || cseq == nil || cseq.MethodName != sip.INVITE || from == nil || callID == nil {
+		return
+	}
+	l := s.calls.get(dialogKey(callID.Value(), tagOf(from.Params)))
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	ack := l.lastAck
+	sameDialog := tagOf(res.To().Params) == l.remoteTag
+	l.mu.Unlock()
+	if ack != nil && sameDialog && ack.CSeq().SeqNo == cseq.SeqNo {
+		s.metrics.Response("INVITE", res.StatusCode, "in")
 		_ = s.sendAck(ack)
 	}
 }

@@ -46,6 +46,7 @@ type leg struct {
 	localCSeq    uint32
 	remoteCSeq   uint32
 	pendingAck   *pendingAck // a 2xx to an INVITE we relayed to this leg, awaiting its ACK
+	lastAck      *sip.Request // the ACK we last sent on this leg, for 2xx retransmissions
 }
 
 func dialogKey(callID, localTag string) string {

@@ -102,6 +102,7 @@ func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.S
 	s.stack = sipstack.New(sipstack.Config{
 		T1: cfg.T1, T2: cfg.T2, T4: cfg.T4, Linger: cfg.Linger,
 		ClientTLS: cfg.ClientTLS, Log: log.WithField("component", "sipstack"), SipgoLog: slogger,
+		Unmatched: s.onUnmatchedResponse,
 	}, s.dispatch)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st := s.stack.Stats()
@@ -151,6 +152,9 @@ func (s *Server) Addr(transport string) string {
 
 // ActiveCalls is the number of calls in progress.
 func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
+
+// Transactions is the number of SIP server and client transactions held.
+func (s *Server) Transactions() (server, client int) { return s.stack.Transactions() }
 
 // Close stops at once: listeners, transactions and connections go; calls in
 // progress are dropped without BYE. Use Drain first for a graceful stop.

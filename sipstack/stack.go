@@ -52,6 +52,10 @@ type Config struct {
 	// UDPReaders is the number of read loops per UDP socket (0: one per CPU,
 	// at least two).
 	UDPReaders int
+	// Unmatched, if set, gets the responses that match no transaction
+	// (RFC 3261 §17.1.1.2 passes them to the core), on the read loop: for
+	// a B2BUA, 2xx retransmissions that outlast the INVITE transaction.
+	Unmatched func(*sip.Response)
 }
 
 // Stack is one SIP endpoint: its sockets, transports and transactions.
@@ -246,9 +250,10 @@ func (s *Stack) receiveResponse(res *sip.Response) {
 	}
 	tx, ok := s.client.get(key)
 	if !ok {
-		// RFC 3261 §17.1.1.2 would pass it to the core; a B2BUA has no
-		// use for a response it did not ask for.
 		s.stats.Unmatched.Add(1)
+		if s.cfg.Unmatched != nil {
+			s.cfg.Unmatched(res)
+		}
 		return
 	}
 	tx.receive(res)

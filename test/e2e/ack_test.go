@@ -51,7 +51,7 @@ const sdpBody = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\
 // which stays alive for Timer M to catch exactly this.
 func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
 	callee := siptest.NewRawUDP(t)
-	gw := startGateway(t, callee.Addr(), "")
+	gw := startGateway(t, callee.Addr(), `sip: {timers: {linger: 600ms}}`)
 	caller := siptest.NewPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -74,5 +74,16 @@ func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
 	again := callee.Expect("ACK ", 3*time.Second)
 	if siptest.Header(first, "CSeq") != siptest.Header(again, "CSeq") || siptest.Header(again, "Call-ID") != siptest.Header(inv, "Call-ID") {
 		t.Fatalf("re-sent ACK differs:\n%s\n---\n%s", first, again)
+	}
+	// Timer M (64*T1) outlasts the transaction's linger: a 2xx that comes
+	// after the INVITE transaction is forgotten still gets its ACK.
+	eventually(t, 5*time.Second, "INVITE transaction forgotten", func() bool {
+		_, client := gw.app.SIPTransactions()
+		return client == 0
+	})
+	callee.Send(from, ok)
+	late := callee.Expect("ACK ", 3*time.Second)
+	if siptest.Header(late, "CSeq") != siptest.Header(first, "CSeq") {
+		t.Fatalf("late ACK differs:\n%s\n---\n%s", first, late)
 	}
 }
