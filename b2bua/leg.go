@@ -45,7 +45,7 @@ type leg struct {
 	flow         string    // reliable transports: the peer's connection address, reused for requests
 	localCSeq    uint32
 	remoteCSeq   uint32
-	pendingAck   *pendingAck // a 2xx to an INVITE we relayed to this leg, awaiting its ACK
+	pendingAck   *pendingAck  // a 2xx to an INVITE we relayed to this leg, awaiting its ACK
 	lastAck      *sip.Request // the ACK we last sent on this leg, for 2xx retransmissions
 }
 
