@@ -26,7 +26,6 @@ type pendingAck struct {
 
 	mu       sync.Mutex
 	res      *sip.Response // our 2xx on the waiting leg
-	ack      *sip.Request  // our ACK on the peer leg, once sent
 	done     bool
 	timer    *time.Timer
 	interval time.Duration
@@ -38,6 +37,9 @@ func (s *Server) newPendingAck(c *call, waiting *leg, tx sip.ServerTransaction, 
 	waiting.mu.Lock()
 	waiting.pendingAck = pa
 	waiting.mu.Unlock()
+	peer.mu.Lock()
+	peer.lastInvite = peerInv
+	peer.mu.Unlock()
 	return pa
 }
 
@@ -111,10 +113,7 @@ func (pa *pendingAck) sendPeerAck(from *sip.Request) {
 	pa.call.setSessionID(pa.peer, ack)
 	s.prepare(ack, s.cfg.MaxForwards)
 	// Stored before it is sent: the peer may retransmit its 2xx the moment
-	// the ACK reaches it, and onPeer2xxRetransmission must find the ACK.
-	pa.mu.Lock()
-	pa.ack = ack
-	pa.mu.Unlock()
+	// the ACK reaches it, and onUnmatchedResponse must find the ACK.
 	pa.peer.mu.Lock()
 	pa.peer.lastAck = ack
 	pa.peer.mu.Unlock()
@@ -165,48 +164,31 @@ func (s *Server) relayAck(l *leg, req *sip.Request) bool {
 	return true
 }
 
-// onPeer2xxRetransmission handles a 2xx that reaches the INVITE client
-// transaction after the first one: a retransmission (re-send our ACK, if
-// sent) or a 2xx from another fork downstream (confirm and hang it up).
-func (s *Server) onPeer2xxRetransmission(c *call, pa *pendingAck, res *sip.Response) {
-	s.metrics.Response("INVITE", res.StatusCode, "in")
-	if res.StatusCode >= 300 || res.StatusCode < 200 {
-		return
-	}
-	pa.peer.mu.Lock()
-	sameDialog := tagOf(res.To().Params) == pa.peer.remoteTag
-	pa.peer.mu.Unlock()
-	if !sameDialog {
-		s.ackAndBye(c, pa.peerInv, res)
-		return
-	}
-	pa.mu.Lock()
-	ack := pa.ack
-	pa.mu.Unlock()
-	if ack != nil {
-		_ = s.sendAck(ack)
-	}
-}
-
-// onUnmatchedResponse handles a response no transaction wants: a 2xx to one
-// of our INVITEs that the callee retransmits after the INVITE transaction
-// was forgotten (RFC 6026's Timer M lasts 64*T1, longer than
-// sip.timers.linger) gets our ACK again, for as long as the call lasts.
+// onUnmatchedResponse handles a 2xx to one of our INVITEs after the first:
+// a retransmission (the callee missed our ACK; RFC 6026's Timer M lasts
+// 64*T1, longer than the transaction lingers) gets the ACK again, a 2xx
+// from another fork downstream is confirmed and hung up (RFC 3261 §13.2.2.4),
+// for as long as the call lasts. The lingering INVITE transaction keeps none
+// of the call: the leg is found by its dialog.
 func (s *Server) onUnmatchedResponse(res *sip.Response) {
-	cseq, from, callID := res.CSeq(), res.From(), res.CallID()
-	if res.StatusCode < 200 || res.StatusCode >= 300 || cseq == nil || cseq.MethodName != sip.INVITE || from == nil || callID == nil {
+	cseq, from, to, callID := res.CSeq(), res.From(), res.To(), res.CallID()
+	if res.StatusCode < 200 || res.StatusCode >= 300 || cseq == nil || cseq.MethodName != sip.INVITE || from == nil || to == nil || callID == nil {
 		return
 	}
 	l := s.calls.get(dialogKey(callID.Value(), tagOf(from.Params)))
 	if l == nil {
 		return
 	}
+	s.metrics.Response("INVITE", res.StatusCode, "in")
 	l.mu.Lock()
-	ack := l.lastAck
-	sameDialog := tagOf(res.To().Params) == l.remoteTag
+	ack, inv, remoteTag := l.lastAck, l.lastInvite, l.remoteTag
 	l.mu.Unlock()
-	if ack != nil && sameDialog && ack.CSeq().SeqNo == cseq.SeqNo {
-		s.metrics.Response("INVITE", res.StatusCode, "in")
+	switch {
+	case tagOf(to.Params) != remoteTag:
+		if inv != nil && inv.CSeq().SeqNo == cseq.SeqNo {
+			s.ackAndBye(l.call, inv, res)
+		}
+	case ack != nil && ack.CSeq().SeqNo == cseq.SeqNo:
 		_ = s.sendAck(ack)
 	}
 }

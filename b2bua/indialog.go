@@ -147,7 +147,6 @@ func (r *inDialogRelay) onResponse(res *sip.Response) {
 	}
 	if req.IsInvite() && res.StatusCode < 300 {
 		pa := s.newPendingAck(c, r.from, r.tx, req, r.to, r.out)
-		r.ctr.OnRetransmission(func(res *sip.Response) { s.onPeer2xxRetransmission(c, pa, res) })
 		pa.start(s.relayResponse(c, r.from, r.tx, req, res, res.StatusCode, res.Reason))
 		return
 	}

@@ -172,7 +172,6 @@ func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out
 	b.learnTarget(res, true, true) // UAC: Record-Route reversed (RFC 3261 §12.1.2)
 
 	pa := s.newPendingAck(c, c.a, tx, req, b, out)
-	ctr.OnRetransmission(func(r *sip.Response) { s.onPeer2xxRetransmission(c, pa, r) })
 	c.setState(stateAnswered)
 	res2 := s.relayResponse(c, c.a, tx, req, res, res.StatusCode, res.Reason)
 	pa.start(res2)

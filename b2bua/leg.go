@@ -47,6 +47,7 @@ type leg struct {
 	remoteCSeq   uint32
 	pendingAck   *pendingAck  // a 2xx to an INVITE we relayed to this leg, awaiting its ACK
 	lastAck      *sip.Request // the ACK we last sent on this leg, for 2xx retransmissions
+	lastInvite   *sip.Request // our INVITE of that ACK, for a 2xx from another fork
 }
 
 func dialogKey(callID, localTag string) string {

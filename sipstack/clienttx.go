@@ -158,9 +158,14 @@ func (tx *clientTx) receive(res *sip.Response) {
 		_ = tx.stack.write(&tx.route, tx.ack)
 		tx.mu.Unlock()
 	case tx.state == clientAccepted && res.StatusCode < 300:
-		// A retransmitted 2xx, or one from another fork: the TU's to handle.
+		// A retransmitted 2xx, or one from another fork: the TU's to
+		// handle, through OnRetransmission or else Config.Unmatched (so
+		// that a lingering transaction need not keep the TU's state).
 		fns := tx.onRetrans
 		tx.mu.Unlock()
+		if len(fns) == 0 && tx.stack.cfg.Unmatched != nil {
+			tx.stack.cfg.Unmatched(res)
+		}
 		for _, f := range fns {
 			f(res)
 		}

@@ -53,8 +53,10 @@ type Config struct {
 	// at least two).
 	UDPReaders int
 	// Unmatched, if set, gets the responses that match no transaction
-	// (RFC 3261 §17.1.1.2 passes them to the core), on the read loop: for
-	// a B2BUA, 2xx retransmissions that outlast the INVITE transaction.
+	// (RFC 3261 §17.1.1.2 passes them to the core), and the 2xx responses
+	// after the first of an INVITE transaction without OnRetransmission
+	// callbacks, on the read loop: retransmitted 2xx to re-ACK, and 2xx of
+	// other forks.
 	Unmatched func(*sip.Response)
 }
 

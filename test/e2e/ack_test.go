@@ -87,3 +87,39 @@ func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
 		t.Fatalf("late ACK differs:\n%s\n---\n%s", first, late)
 	}
 }
+
+// A second 2xx with another To tag is a fork downstream answering too
+// (RFC 3261 §13.2.2.4): callpath confirms that dialog with an ACK and ends
+// it with a BYE, and the call goes on on the first.
+func TestSecondForkAnswerIsAckedAndHungUp(t *testing.T) {
+	callee := siptest.NewRawUDP(t)
+	gw := startGateway(t, callee.Addr(), "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, from := callee.ExpectFrom("INVITE ", 3*time.Second)
+	contact := []string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}
+	callee.Send(from, siptest.ResponseTo(inv, 200, "OK", "fork1", contact, sdpBody))
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	callee.Expect("ACK ", 3*time.Second)
+	callee.Send(from, siptest.ResponseTo(inv, 200, "OK", "fork2", contact, sdpBody))
+	ack := callee.Expect("ACK ", 3*time.Second)
+	bye := callee.Expect("BYE ", 3*time.Second)
+	for name, msg := range map[string]string{"ACK": ack, "BYE": bye} {
+		if !strings.Contains(siptest.Header(msg, "To"), "tag=fork2") {
+			t.Fatalf("%s is not for the second fork: To %s", name, siptest.Header(msg, "To"))
+		}
+	}
+	if gw.app.ActiveCalls() != 1 {
+		t.Fatalf("%d active calls, want the first fork's call to go on", gw.app.ActiveCalls())
+	}
+}
