@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,14 +28,7 @@ type Claims struct {
 }
 
 // HasScope reports whether the token grants scope.
-func (c Claims) HasScope(scope string) bool {
-	for _, s := range c.Scopes {
-		if s == scope {
-			return true
-		}
-	}
-	return false
-}
+func (c Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
 // ErrUnauthenticated covers every reason a token is not accepted; the
 // wrapped detail is for logs, not for the client.

@@ -88,6 +88,27 @@ func (f *fixture) token(t *testing.T, tok auth.Token) string {
 	return s
 }
 
+// callJSON makes an HTTP request with an optional bearer token and decodes
+// the JSON answer.
+func callJSON(t *testing.T, method, url, body, token string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
 func withToken(tok string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
 }
@@ -188,18 +209,7 @@ func TestREST(t *testing.T) {
 	tok := f.token(t, auth.Token{Subject: "tas-provider", Scopes: []string{provisioning.ScopeWrite}})
 	do := func(method, path, body, token string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, f.rest+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out
+		return callJSON(t, method, f.rest+path, body, token)
 	}
 	upsert := `{"registration": {"phoneNumber": {"e164": "+4790000001"}, "sipUri": "sips:tas.example.net", "routeType": "ROUTE_TYPE_FORK"}}`
 	if code, out := do("PUT", "/sipbreakout/v1/registrations", upsert, ""); code != 401 || out["code"] != "UNAUTHENTICATED" {
@@ -248,18 +258,8 @@ func TestExplainREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	get := func(query, token string) (int, map[string]any) {
-		req, _ := http.NewRequest("GET", hs.URL+"/routing/v1/explain?"+query, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out
+		t.Helper()
+		return callJSON(t, "GET", hs.URL+"/routing/v1/explain?"+query, "", token)
 	}
 	q := "from=%2B4790000001&to=%2B4790000002"
 	if code, _ := get(q, ""); code != 401 {

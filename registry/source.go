@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -73,7 +74,7 @@ func (t *TASSources) Match(ip netip.Addr, tlsNames []string) []string {
 	var out []string
 	add := func(uris []string) {
 		for _, u := range uris {
-			if !contains(out, u) {
+			if !slices.Contains(out, u) {
 				out = append(out, u)
 			}
 		}
@@ -83,13 +84,4 @@ func (t *TASSources) Match(ip netip.Addr, tlsNames []string) []string {
 		add(t.names[strings.ToLower(strings.TrimSuffix(n, "."))])
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

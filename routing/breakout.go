@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +98,7 @@ func (b *Breakout) Plan(call BreakoutCall) Plan {
 		}
 	}
 	if call.Stage == StageMO && len(call.FromTAS) > 0 {
-		if callee == nil || callee.RouteType != registry.RouteIngress || !contains(call.FromTAS, callee.SIPURI) {
+		if callee == nil || callee.RouteType != registry.RouteIngress || !slices.Contains(call.FromTAS, callee.SIPURI) {
 			return Plan{Action: ActionReject, Code: 403, Reason: "Forbidden"}
 		}
 	}
@@ -179,13 +180,4 @@ func (b *Breakout) prefixed(number string, caller, callee *registry.Registration
 		return "+" + prefix + rest
 	}
 	return prefix + number
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

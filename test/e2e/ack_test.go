@@ -52,23 +52,7 @@ const sdpBody = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\
 func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
 	callee := siptest.NewRawUDP(t)
 	gw := startGateway(t, callee.Addr(), `sip: {timers: {linger: 600ms}}`)
-	caller := siptest.NewPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, from := callee.ExpectFrom("INVITE ", 3*time.Second)
-	ok := siptest.ResponseTo(inv, 200, "OK", "callee1",
-		[]string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}, sdpBody)
-	callee.Send(from, ok)
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	inv, from, ok := answeredByRawCallee(t, gw, callee, "callee1")
 	first := callee.Expect("ACK ", 3*time.Second)
 	callee.Send(from, ok) // as if the ACK had been lost
 	again := callee.Expect("ACK ", 3*time.Second)
@@ -94,24 +78,10 @@ func TestRetransmitted2xxGetsACKAgain(t *testing.T) {
 func TestSecondForkAnswerIsAckedAndHungUp(t *testing.T) {
 	callee := siptest.NewRawUDP(t)
 	gw := startGateway(t, callee.Addr(), "")
-	caller := siptest.NewPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, from := callee.ExpectFrom("INVITE ", 3*time.Second)
-	contact := []string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}
-	callee.Send(from, siptest.ResponseTo(inv, 200, "OK", "fork1", contact, sdpBody))
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	inv, from, _ := answeredByRawCallee(t, gw, callee, "fork1")
 	callee.Expect("ACK ", 3*time.Second)
-	callee.Send(from, siptest.ResponseTo(inv, 200, "OK", "fork2", contact, sdpBody))
+	callee.Send(from, siptest.ResponseTo(inv, 200, "OK", "fork2",
+		[]string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}, sdpBody))
 	ack := callee.Expect("ACK ", 3*time.Second)
 	bye := callee.Expect("BYE ", 3*time.Second)
 	for name, msg := range map[string]string{"ACK": ack, "BYE": bye} {
@@ -122,4 +92,29 @@ func TestSecondForkAnswerIsAckedAndHungUp(t *testing.T) {
 	if gw.app.ActiveCalls() != 1 {
 		t.Fatalf("%d active calls, want the first fork's call to go on", gw.app.ActiveCalls())
 	}
+}
+
+// answeredByRawCallee places a call from a sipgo phone through gw to a raw
+// UDP callee, which answers 200 with toTag; the caller ACKs. It returns the
+// INVITE the callee got, where it came from, and the 200 the callee sent.
+func answeredByRawCallee(t *testing.T, gw *gateway, callee *siptest.RawUDP, toTag string) (inv, from, ok string) {
+	t.Helper()
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), "+4790000002", sdpFor(caller, 1, "sendrecv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, from = callee.ExpectFrom("INVITE ", 3*time.Second)
+	ok = siptest.ResponseTo(inv, 200, "OK", toTag,
+		[]string{"Contact: <sip:" + callee.Addr() + ">", "Content-Type: application/sdp"}, sdpBody)
+	callee.Send(from, ok)
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return inv, from, ok
 }
