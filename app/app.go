@@ -39,11 +39,12 @@ type App struct {
 	cdrs    *store.CDRWriter
 	sip     *b2bua.Server
 
-	registry  *registry.Registry
-	breakout  *routing.Breakout
-	verifier  *auth.Verifier
-	devIssuer *auth.DevIssuer
-	stopBg    context.CancelFunc // background loops (registration sweep)
+	registry   *registry.Registry
+	breakout   *routing.Breakout
+	tasSources *registry.TASSources
+	verifier   *auth.Verifier
+	devIssuer  *auth.DevIssuer
+	stopBg     context.CancelFunc // background loops (registration sweep)
 
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -90,7 +91,11 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		a.closeStore()
 		return nil, err
 	}
-	a.sip, err = b2bua.New(sipCfg, router, a.cdrs, a.metrics.SIP, log.WithField("component", "sip"))
+	a.tasSources = &registry.TASSources{Registry: a.registry, Resolver: net.DefaultResolver}
+	a.sip, err = b2bua.New(sipCfg, b2bua.Deps{
+		Planner: a.breakout, Recorder: a.cdrs, Metrics: a.metrics, Log: log.WithField("component", "sip"),
+		TASSources: a.tasSources,
+	})
 	if err != nil {
 		a.closeStore()
 		return nil, err
@@ -138,6 +143,9 @@ func (a *App) Start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	a.stopBg = stop
 	go a.sweepRegistrations(bg, a.cfg.Registrations.SweepInterval)
+	go a.tasSources.Run(bg, a.cfg.Registrations.TASResolveInterval, func(err error) {
+		a.log.WithError(err).Warn("resolving TAS host names failed")
+	})
 	if a.cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
 		if err != nil {
@@ -202,6 +210,9 @@ func (a *App) Explain(from, to string) routing.Explanation { return a.breakout.E
 
 // DevIssuer is the dev token issuer, nil when auth.dev_issuer is off.
 func (a *App) DevIssuer() *auth.DevIssuer { return a.devIssuer }
+
+// Registry returns the virtual registrations.
+func (a *App) Registry() *registry.Registry { return a.registry }
 
 // Store returns the gateway's database.
 func (a *App) Store() *store.DB { return a.db }

@@ -186,7 +186,7 @@ func (s *Server) onUnmatchedResponse(res *sip.Response) {
 	switch {
 	case tagOf(to.Params) != remoteTag:
 		if inv != nil && inv.CSeq().SeqNo == cseq.SeqNo {
-			s.ackAndBye(l.call, inv, res)
+			s.ackAndBye(l.call, l, inv, res)
 		}
 	case ack != nil && ack.CSeq().SeqNo == cseq.SeqNo:
 		_ = s.sendAck(ack)
@@ -206,13 +206,16 @@ func (s *Server) onAckTimeout(pa *pendingAck) {
 		c.end(cdr.HangupGateway, 200, "no ACK for re-INVITE")
 	}
 	s.byeLeg(c, c.a, nil)
-	s.byeLeg(c, c.b, nil)
+	s.byeLeg(c, c.outgoing(), nil)
 }
 
 // flushPendingAck acknowledges on the peer leg any 2xx still waiting for an
 // ACK on leg l, so that the peer is not left retransmitting when the call
 // ends before the ACK came.
 func (s *Server) flushPendingAck(l *leg) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	pa := l.pendingAck
 	l.pendingAck = nil
@@ -223,17 +226,18 @@ func (s *Server) flushPendingAck(l *leg) {
 }
 
 // ackAndBye confirms and at once ends a dialog created by a 2xx we do not
-// want (answered after CANCEL, or a second fork's 2xx): RFC 3261 §15.
-func (s *Server) ackAndBye(c *call, inv *sip.Request, res *sip.Response) {
+// want (answered after CANCEL, a losing fork's 2xx, or a second 2xx from
+// downstream): RFC 3261 §15. l is the leg inv was sent on.
+func (s *Server) ackAndBye(c *call, l *leg, inv *sip.Request, res *sip.Response) {
 	d := &leg{
-		call: c, index: c.b.index, side: sideUAC, callID: c.b.callID, localTag: c.b.localTag,
-		local: c.b.local, localName: c.b.localName, remote: c.b.remote, remoteNm: c.b.remoteNm,
-		transport: c.b.transport, contact: c.b.contact,
+		call: c, index: l.index, side: sideUAC, callID: l.callID, localTag: l.localTag,
+		local: l.local, localName: l.localName, remote: l.remote, remoteNm: l.remoteNm,
+		transport: l.transport, contact: l.contact,
 		remoteTag: tagOf(res.To().Params), remoteTarget: *inv.Recipient.Clone(), localCSeq: inv.CSeq().SeqNo,
 	}
 	d.learnTarget(res, true, true)
 	ack := d.newRequest(sip.ACK, inv.CSeq().SeqNo)
-	c.setSessionID(c.b, ack)
+	c.setSessionID(l, ack)
 	s.prepare(ack, s.cfg.MaxForwards)
 	_ = s.sendAck(ack)
 	s.byeLeg(c, d, nil)

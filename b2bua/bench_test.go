@@ -75,7 +75,8 @@ func BenchmarkNewCallAndOutgoingInvite(b *testing.B) {
 		req := msg.(*sip.Request)
 		req.SetTransport("UDP")
 		c := s.newCall(req)
-		if _, err := s.newOutgoingInvite(c, req, routing.Target{URI: "sip:127.0.0.1:5080"}, 69); err != nil {
+		route := routing.Branch{Kind: routing.ToDestination, Target: routing.Target{URI: "sip:127.0.0.1:5080"}, User: c.to}
+		if _, _, err := s.newOutgoingInvite(c, req, route, 69); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"callpath/cdr"
+	"callpath/routing"
 )
 
 type callState int
@@ -30,7 +31,8 @@ type abortRequest struct {
 	why    string
 }
 
-// call bridges the incoming leg a with the outgoing leg b.
+// call bridges the incoming leg a with the outgoing leg b, the one that
+// answered among the legs its plan rang.
 type call struct {
 	srv     *Server
 	id      string // Call-ID of the incoming leg
@@ -38,9 +40,15 @@ type call struct {
 	to      string
 	started time.Time
 	a       *leg
-	b       *leg
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// b is the outgoing leg of the call: the one that answered, or, while
+	// the call rings, the only one ringing (nil when several ring at once).
+	b          *leg
+	legs       []*leg         // every outgoing leg created, in order
+	loops      []*pendingLoop // loops waiting for their leg 3, forgotten when the call ends
+	breakout   []breakoutUse  // the registrations that acted on the call, for metrics
+	answeredBy routing.BranchKind
 	sid        SessionID // Local: the caller's UUID; Remote: the callee's
 	sidOut     string    // sid formatted for the outgoing leg, cached: sent on every message
 	sidIn      string    // sid reversed, for the incoming leg
@@ -67,9 +75,45 @@ func (c *call) logger() *logrus.Entry {
 // peer returns the other leg of the call.
 func (c *call) peer(l *leg) *leg {
 	if l == c.a {
-		return c.b
+		return c.outgoing()
 	}
 	return c.a
+}
+
+// outgoing returns leg b: the answered leg, or the only one ringing.
+func (c *call) outgoing() *leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b
+}
+
+// addLeg files a new outgoing leg with the call and the call table.
+func (c *call) addLeg(l *leg, only bool) {
+	c.mu.Lock()
+	c.legs = append(c.legs, l)
+	if only {
+		c.b = l
+	}
+	c.mu.Unlock()
+	c.srv.calls.add(l)
+}
+
+// setOutgoing makes l leg b: the one that answered (or the only one left
+// ringing, after a fallback).
+func (c *call) setOutgoing(l *leg, kind routing.BranchKind) {
+	c.mu.Lock()
+	c.b = l
+	if kind != 0 {
+		c.answeredBy = kind
+	}
+	c.mu.Unlock()
+}
+
+// nextLegIndex numbers the next outgoing leg (2, 3, …).
+func (c *call) nextLegIndex() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.legs) + 2
 }
 
 // sessionIDFor returns the Session-ID value for a message sent on leg l: on
@@ -180,18 +224,28 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 	c.state = stateEnded
 	answered := c.answered
 	sid := c.sid
+	legs, loops, uses, answeredBy := c.legs, c.loops, c.breakout, c.answeredBy
 	c.mu.Unlock()
 
 	s := c.srv
 	s.calls.remove(c.a.key)
 	s.calls.remove(originKey(c.a.callID, c.a.remoteTag))
-	if c.b != nil {
-		s.calls.remove(c.b.key)
+	for _, l := range legs {
+		s.calls.remove(l.key)
+	}
+	for _, p := range loops {
+		s.loops.remove(p)
 	}
 	if !answered.IsZero() && finalCode < 300 {
 		finalCode = 200
 	}
 	s.metrics.CallEnded(finalCode)
+	if len(uses) > 0 {
+		outcome := breakoutOutcome(finalCode, party, answeredBy)
+		for _, u := range uses {
+			s.breakoutMetrics.CallEnded(u.routeType, u.direction, outcome)
+		}
+	}
 	s.active.Add(-1)
 
 	now := time.Now()
@@ -201,8 +255,8 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 		FinalCode: finalCode, HangupBy: party, Reason: reason,
 		Legs: []cdr.Leg{{Index: c.a.index, CallID: c.a.callID, Peer: c.a.remote.String()}},
 	}
-	if c.b != nil {
-		rec.Legs = append(rec.Legs, cdr.Leg{Index: c.b.index, CallID: c.b.callID, Peer: c.b.remote.String()})
+	for _, l := range legs {
+		rec.Legs = append(rec.Legs, cdr.Leg{Index: l.index, CallID: l.callID, Peer: l.remote.String()})
 	}
 	if s.recorder != nil {
 		s.recorder.RecordCall(s.ctx, rec)

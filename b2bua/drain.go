@@ -41,10 +41,11 @@ func (s *Server) hangupAll() {
 		if c.requestAbort(abortRequest{code: 503, reason: "Service Unavailable", party: cdr.HangupGateway, why: "drain"}) {
 			continue
 		}
+		b := c.outgoing()
 		s.flushPendingAck(c.a)
-		s.flushPendingAck(c.b)
+		s.flushPendingAck(b)
 		c.end(cdr.HangupGateway, 200, "drain")
-		for _, l := range []*leg{c.a, c.b} {
+		for _, l := range []*leg{c.a, b} {
 			wg.Add(1)
 			s.byeLeg(c, l, wg.Done)
 		}

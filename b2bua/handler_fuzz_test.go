@@ -47,7 +47,7 @@ func fuzzServer(t testing.TB) *Server {
 	quiet.SetOutput(io.Discard)
 	s, err := New(Config{UserAgent: "callpath", MaxForwards: 70, NoAnswerTimeout: time.Second,
 		T1: 500 * time.Millisecond, T2: 4 * time.Second, T4: 5 * time.Second, RetryAfter: time.Second},
-		routing.NewStaticTable(nil, ""), nil, metrics.New().SIP, logrus.NewEntry(quiet))
+		Deps{Planner: &routing.Breakout{Destinations: routing.NewStaticTable(nil, "")}, Metrics: metrics.New(), Log: logrus.NewEntry(quiet)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	peer := c.peer(l)
 	s.flushPendingAck(c.a)
-	s.flushPendingAck(c.b)
+	s.flushPendingAck(c.outgoing())
 	c.end(party, 200, "bye")
 	s.byeLeg(c, peer, nil)
 }

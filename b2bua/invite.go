@@ -1,7 +1,7 @@
 package b2bua
 
 import (
-	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -67,9 +67,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	decision := s.router.Decide(routing.Call{From: c.from, To: c.to, SessionID: c.sid.Local, Source: req.Source()})
-	if decision.Action != routing.ActionForward || len(decision.Targets) == 0 {
-		code, reason := decision.Code, decision.Reason
+	plan := s.plan(c, req, mf)
+	if plan.Action != routing.ActionForward || len(plan.Branches) == 0 {
+		code, reason := plan.Code, plan.Reason
 		if code < 300 {
 			code, reason = 500, "Server Internal Error"
 		}
@@ -77,16 +77,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.end(cdr.HangupGateway, code, "routing: "+reason)
 		return
 	}
-	out, err := s.newOutgoingInvite(c, req, decision.Targets[0], mf-1)
-	if err != nil {
-		c.logger().WithError(err).Warn("cannot build outgoing INVITE")
-		s.reply(tx, req, 500, "Server Internal Error")
-		c.end(cdr.HangupGateway, 500, "bad route target")
-		return
-	}
-	s.calls.add(c.b)
 	c.beginInvite()
-	s.startSetup(c, req, tx, out)
+	s.startSetup(c, req, tx, plan.Branches, mf-1)
 }
 
 // newCall builds the call and its incoming leg from the INVITE.
@@ -123,22 +115,28 @@ func (s *Server) newCall(req *sip.Request) *call {
 	return c
 }
 
-// newOutgoingInvite builds leg 2 and its INVITE: new Call-ID, tags, CSeq,
-// Via and Contact; the caller's number and display name, our host; the SDP
-// and the whitelisted headers; Max-Forwards one lower (RFC 7332).
-func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Target, maxFwd int) (*sip.Request, error) {
+// newOutgoingInvite builds an outgoing leg and its INVITE for a branch of
+// the plan: new Call-ID, tags, CSeq, Via and Contact; the caller's number
+// and display name, our host; the SDP and the whitelisted headers;
+// Max-Forwards one lower than received (RFC 7332). The Request-URI is the
+// branch's target with the branch's user part (the called number, prefixed
+// toward a TAS).
+func (s *Server) newOutgoingInvite(c *call, in *sip.Request, route routing.Branch, maxFwd int) (*leg, *sip.Request, error) {
 	var ruri sip.Uri
-	if err := sip.ParseUri(target.URI, &ruri); err != nil {
-		return nil, err
+	if err := sip.ParseUri(route.Target.URI, &ruri); err != nil {
+		return nil, nil, fmt.Errorf("route target %q: %w", route.Target.URI, err)
 	}
 	if ruri.Host == "" {
-		return nil, errors.New("route target has no host")
+		return nil, nil, fmt.Errorf("route target %q has no host", route.Target.URI)
 	}
-	if ruri.User == "" {
-		ruri.User = in.Recipient.User
+	switch {
+	case route.Kind == routing.ToTAS:
+		ruri.User = route.User
+	case ruri.User == "":
+		ruri.User = route.User
 	}
 	b := &leg{
-		call: c, index: 2, side: sideUAC, callID: sip.GenerateTagN(24), localTag: sip.GenerateTagN(16),
+		call: c, index: c.nextLegIndex(), side: sideUAC, callID: sip.GenerateTagN(24), localTag: sip.GenerateTagN(16),
 		local:     sip.Uri{Scheme: "sip", User: c.from, Host: s.listeners.host},
 		localName: in.From().DisplayName,
 		remote:    sip.Uri{Scheme: ruri.Scheme, User: ruri.User, Host: ruri.Host, Port: ruri.Port},
@@ -150,7 +148,6 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Targ
 	b.transport = transportOf(probe)
 	b.contact = s.contact(b.transport)
 	b.localCSeq = 1
-	c.b = b
 
 	req := b.newRequest(sip.INVITE, 1)
 	copyHeaders(req, in, passedHeaders)
@@ -158,14 +155,13 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, target routing.Targ
 	c.setSessionID(b, req)
 	req.SetBody(in.Body())
 	s.prepare(req, maxFwd)
-	return req, nil
+	return b, req, nil
 }
 
 // answer relays the callee's 2xx to the caller and arms the wait for the
 // caller's ACK, which is relayed to the callee.
-func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, ctr sip.ClientTransaction, res *sip.Response) {
-
-	b := c.b
+func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out *sip.Request, res *sip.Response) {
+	b := c.outgoing()
 	b.mu.Lock()
 	b.remoteTag = tagOf(res.To().Params)
 	b.mu.Unlock()

@@ -19,7 +19,6 @@ import (
 
 	"callpath/cdr"
 	"callpath/metrics"
-	"callpath/routing"
 	"callpath/sipstack"
 )
 
@@ -48,13 +47,32 @@ type CallRecorder interface {
 	RecordCall(ctx context.Context, r cdr.Record)
 }
 
+// Deps are the parts the B2BUA works with.
+type Deps struct {
+	Planner  Planner      // required
+	Recorder CallRecorder // nil: no CDRs
+	Metrics  *metrics.Registry
+	Log      *logrus.Entry
+	// TASSources recognises calls from registered TASes (INGRESS, a loop's
+	// leg 3); nil: no call comes from a TAS.
+	TASSources TASSources
+	// Targets resolves next hops that need DNS or a verified TLS
+	// connection (sips: URIs of TASes); nil: the transport layer's own
+	// resolution.
+	Targets TargetResolver
+}
+
 // Server is the B2BUA.
 type Server struct {
-	cfg      Config
-	log      *logrus.Entry
-	router   routing.Decider
-	recorder CallRecorder
-	metrics  *metrics.SIP
+	cfg             Config
+	log             *logrus.Entry
+	planner         Planner
+	tasSources      TASSources
+	targets         TargetResolver
+	recorder        CallRecorder
+	metrics         *metrics.SIP
+	breakoutMetrics *metrics.Breakout
+	loops           *loopTable
 
 	stack *sipstack.Stack
 	calls *callTable
@@ -90,13 +108,15 @@ func InitSIPStack(t1, t2, t4 time.Duration, log *logrus.Entry) {
 }
 
 // New builds a B2BUA; Start opens its listeners.
-func New(cfg Config, router routing.Decider, recorder CallRecorder, m *metrics.SIP, log *logrus.Entry) (*Server, error) {
-	if router == nil || m == nil || log == nil {
-		return nil, errors.New("b2bua: router, metrics and logger are required")
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Planner == nil || d.Metrics == nil || d.Log == nil {
+		return nil, errors.New("b2bua: planner, metrics and logger are required")
 	}
+	log, m := d.Log, d.Metrics.SIP
 	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
-	s := &Server{cfg: cfg, log: log, router: router, recorder: recorder, metrics: m,
+	s := &Server{cfg: cfg, log: log, planner: d.Planner, tasSources: d.TASSources, targets: d.Targets,
+		recorder: d.Recorder, metrics: m, breakoutMetrics: d.Metrics.Breakout, loops: newLoopTable(),
 		calls:        newCallTable(),
 		userAgentHdr: sip.NewHeader("User-Agent", cfg.UserAgent), serverHdr: sip.NewHeader("Server", cfg.UserAgent)}
 	s.stack = sipstack.New(sipstack.Config{

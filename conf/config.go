@@ -87,6 +87,12 @@ type Registrations struct {
 	// FallbackTimeout is how long a FALLBACK number rings before the call
 	// goes to its TAS.
 	FallbackTimeout time.Duration `yaml:"fallback_timeout"`
+	// TASResolveInterval is how often TAS host names are resolved again, to
+	// recognise calls from them (INGRESS, a loop's leg 3).
+	TASResolveInterval time.Duration `yaml:"tas_resolve_interval"`
+	// TASCAFile is a PEM bundle of the CAs trusted for TLS to TASes; empty:
+	// those of sip.tls.ca_file.
+	TASCAFile string `yaml:"tas_ca_file"`
 }
 
 // Auth says which OAuth2 bearer tokens the APIs accept.

@@ -133,6 +133,9 @@ func (c *Config) validateRegistrationsAndAuth() error {
 	if err := positive("registrations.sweep_interval", c.Registrations.SweepInterval); err != nil {
 		return err
 	}
+	if err := positive("registrations.tas_resolve_interval", c.Registrations.TASResolveInterval); err != nil {
+		return err
+	}
 	if err := positive("registrations.fallback_timeout", c.Registrations.FallbackTimeout); err != nil {
 		return err
 	}

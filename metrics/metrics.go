@@ -16,15 +16,16 @@ const Namespace = "callpath"
 
 // Registry wraps the Prometheus registry of one gateway.
 type Registry struct {
-	reg *prometheus.Registry
-	SIP *SIP
+	reg      *prometheus.Registry
+	SIP      *SIP
+	Breakout *Breakout
 }
 
 // New builds a registry with the Go and process collectors and the SIP series.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg, SIP: newSIP(reg)}
+	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg)}
 }
 
 // Prometheus exposes the underlying registry for packages that add their own series.

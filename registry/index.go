@@ -19,6 +19,9 @@ type index struct {
 
 	tasMu sync.Mutex
 	tas   map[string]int // TAS sip_uri -> registrations naming it
+	// tasVersion changes whenever a TAS URI joins or leaves tas, so that
+	// readers of the set (TASSources) notice without being told.
+	tasVersion atomic.Uint64
 }
 
 type indexShard struct {
@@ -59,6 +62,9 @@ func (x *index) put(reg Registration) {
 	if existed {
 		x.dropTAS(old.SIPURI)
 	}
+	if x.tas[reg.SIPURI] == 0 {
+		x.tasVersion.Add(1)
+	}
 	x.tas[reg.SIPURI]++
 	x.tasMu.Unlock()
 }
@@ -67,6 +73,7 @@ func (x *index) put(reg Registration) {
 func (x *index) dropTAS(uri string) {
 	if x.tas[uri] <= 1 {
 		delete(x.tas, uri)
+		x.tasVersion.Add(1)
 		return
 	}
 	x.tas[uri]--

@@ -193,6 +193,9 @@ func (r *Registry) List(p Principal) []Registration {
 // ones not yet swept included).
 func (r *Registry) TASURIs() []string { return r.index.tasURIs() }
 
+// TASVersion changes whenever the set TASURIs returns changes.
+func (r *Registry) TASVersion() uint64 { return r.index.tasVersion.Load() }
+
 // Len is the number of registrations held, expired ones not yet swept
 // included.
 func (r *Registry) Len() int { return r.index.len() }

@@ -77,4 +77,11 @@ func TestTASSources(t *testing.T) {
 	if got := src.Match(netip.MustParseAddr("127.0.0.12"), nil); len(got) != 0 {
 		t.Fatalf("TAS no registration names still matches: %q", got)
 	}
+
+	// A TAS registered now is recognised by its IP literal on the next
+	// call, without a Refresh.
+	up("+4790000005", "sip:127.0.0.14:5060")
+	if got := src.Match(netip.MustParseAddr("127.0.0.14"), nil); !slices.Equal(got, []string{"sip:127.0.0.14:5060"}) {
+		t.Fatalf("TAS registered after the last Refresh: %q", got)
+	}
 }

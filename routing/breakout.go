@@ -69,8 +69,9 @@ type Plan struct {
 // Breakout plans calls with the virtual registrations on top of the static
 // table, which gives the real destinations.
 type Breakout struct {
-	Destinations    Decider
-	Registrations   Registrations
+	Destinations  Decider
+	Registrations Registrations // nil: none
+
 	FallbackTimeout time.Duration
 }
 
@@ -89,12 +90,14 @@ func (b *Breakout) Plan(call BreakoutCall) Plan {
 	// The caller's registration acts on a new call only, but it sets the
 	// prefix toward any TAS of the call.
 	var caller, callee *registry.Registration
-	if r, ok := b.Registrations.Lookup(call.From); ok {
-		caller = &r
-	}
-	if call.Stage <= StageMT {
-		if r, ok := b.Registrations.Lookup(call.To); ok {
-			callee = &r
+	if b.Registrations != nil {
+		if r, ok := b.Registrations.Lookup(call.From); ok {
+			caller = &r
+		}
+		if call.Stage <= StageMT {
+			if r, ok := b.Registrations.Lookup(call.To); ok {
+				callee = &r
+			}
 		}
 	}
 	if call.Stage == StageMO && len(call.FromTAS) > 0 {

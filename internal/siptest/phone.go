@@ -50,16 +50,23 @@ type Incoming struct {
 // "ws"; "tls" and "wss" need NewTLSPhone).
 func NewPhone(t testing.TB, transport string) *Phone {
 	t.Helper()
-	return newPhone(t, transport, nil)
+	return newPhone(t, transport, "127.0.0.1", nil)
+}
+
+// NewPhoneOn starts a phone on another loopback address (such as
+// 127.0.0.2), for tests where the gateway tells peers apart by address.
+func NewPhoneOn(t testing.TB, transport, host string) *Phone {
+	t.Helper()
+	return newPhone(t, transport, host, nil)
 }
 
 // NewTLSPhone starts a phone over "tls" or "wss" that serves and trusts ca.
 func NewTLSPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	t.Helper()
-	return newPhone(t, transport, ca)
+	return newPhone(t, transport, "127.0.0.1", ca)
 }
 
-func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
+func newPhone(t testing.TB, transport, host string, ca *TestCA) *Phone {
 	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent("siptest-phone")}
 	if ca != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(ca.ClientConfig()))
@@ -81,7 +88,7 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	var serve func()
 	switch transport {
 	case "udp":
-		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +96,7 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 		serve = func() { _ = srv.ServeUDP(conn) }
 		t.Cleanup(func() { _ = conn.Close() })
 	case "tcp", "ws":
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		ln, err := net.Listen("tcp4", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +111,7 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 		if ca == nil {
 			t.Fatalf("siptest: %s needs NewTLSPhone", transport)
 		}
-		ln, err := tls.Listen("tcp4", "127.0.0.1:0", ca.ServerConfig())
+		ln, err := tls.Listen("tcp4", net.JoinHostPort(host, "0"), ca.ServerConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +128,13 @@ func newPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	p.Addr = addr
 	host, port, _ := net.SplitHostPort(addr)
 	portNum, _ := strconv.Atoi(port)
-	p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(portNum))
+	clientOpts := []sipgo.ClientOption{sipgo.WithClientHostname(host), sipgo.WithClientPort(portNum)}
+	if host != "127.0.0.1" && transport == "udp" {
+		// Requests leave from the listening socket, so that the gateway
+		// sees this phone's own address as their source.
+		clientOpts = append(clientOpts, sipgo.WithClientConnectionAddr(addr))
+	}
+	p.client, err = sipgo.NewClient(ua, clientOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +307,14 @@ func Method(m sip.RequestMethod) func(*sip.Request) bool {
 	return func(r *sip.Request) bool { return r.Method == m }
 }
 
-// Invite builds an INVITE from this phone to user@gateway.
+// Invite builds an INVITE from this phone (as +4790000001) to user@gateway.
 func (p *Phone) Invite(gateway, user string, sdp []byte, headers ...sip.Header) *sip.Request {
+	return p.InviteFrom(gateway, "+4790000001", user, sdp, headers...)
+}
+
+// InviteFrom builds an INVITE from this phone as number from to
+// user@gateway.
+func (p *Phone) InviteFrom(gateway, from, user string, sdp []byte, headers ...sip.Header) *sip.Request {
 	host, port, _ := net.SplitHostPort(gateway)
 	portNum, _ := strconv.Atoi(port)
 	ruri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: portNum}
@@ -305,9 +324,9 @@ func (p *Phone) Invite(gateway, user string, sdp []byte, headers ...sip.Header) 
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	phoneHost, _, _ := net.SplitHostPort(p.Addr)
-	from := &sip.FromHeader{DisplayName: "Alice", Address: sip.Uri{Scheme: "sip", User: "+4790000001", Host: phoneHost}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(10))
-	req.AppendHeader(from)
+	fromHdr := &sip.FromHeader{DisplayName: "Alice", Address: sip.Uri{Scheme: "sip", User: from, Host: phoneHost}, Params: sip.NewParams()}
+	fromHdr.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(fromHdr)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: host}})
 	for _, h := range headers {
 		req.AppendHeader(h)
