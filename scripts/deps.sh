@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the
-# real SIP peers the tests start (SIPp, Kamailio) and a C compiler for the
-# race detector, and grpcurl (go install). Needs root or sudo for apt-get.
+# real SIP peers the tests start (SIPp, Kamailio), a DNS server (dnsmasq), a
+# C compiler for the race detector, and grpcurl (go install). Needs root or
+# sudo for apt-get.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# dnsmasq: the DNS server sipstack's SRV/A resolution tests query. Debian puts
+# it in /usr/sbin, which a non-root PATH may lack.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 # grpcurl: an independent gRPC client for the provisioning API's interop
 # test, installed with go install (Debian has no package).
 if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/grpcurl" ]; then

@@ -75,6 +75,8 @@ type Stack struct {
 	ownUDP *net.UDPConn // opened by udpSocket, closed by Close
 	udpWG  sync.WaitGroup
 
+	tlsOut tlsDialer // the TLS connections DialTLS made
+
 	closed atomic.Bool
 	stats  Stats
 }
@@ -165,6 +167,7 @@ func (s *Stack) Close() error {
 	}
 	s.reaper.close()
 	err := s.tpl.Close()
+	s.tlsOut.closeAll()
 	s.udpMu.Lock()
 	if s.ownUDP != nil {
 		_ = s.ownUDP.Close()
