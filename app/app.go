@@ -91,10 +91,11 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		a.closeStore()
 		return nil, err
 	}
-	a.tasSources = &registry.TASSources{Registry: a.registry, Resolver: net.DefaultResolver}
+	resolver := dnsResolver(cfg.SIP.DNSServer)
+	a.tasSources = &registry.TASSources{Registry: a.registry, Resolver: resolver}
 	a.sip, err = b2bua.New(sipCfg, b2bua.Deps{
 		Planner: a.breakout, Recorder: a.cdrs, Metrics: a.metrics, Log: log.WithField("component", "sip"),
-		TASSources: a.tasSources,
+		TASSources: a.tasSources, Resolver: resolver,
 	})
 	if err != nil {
 		a.closeStore()
@@ -122,17 +123,44 @@ func b2buaConfig(cfg *conf.Config) (b2bua.Config, error) {
 		c.ClientTLS.Certificates = []tls.Certificate{cert}
 	}
 	if cfg.SIP.TLS.CAFile != "" {
-		pem, err := os.ReadFile(cfg.SIP.TLS.CAFile)
+		pool, err := loadCAs("sip.tls.ca_file", cfg.SIP.TLS.CAFile)
 		if err != nil {
-			return c, fmt.Errorf("%w: sip.tls.ca_file: %v", conf.ErrInvalid, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return c, fmt.Errorf("%w: sip.tls.ca_file: no PEM certificate in %s", conf.ErrInvalid, cfg.SIP.TLS.CAFile)
+			return c, err
 		}
 		c.ClientTLS.RootCAs = pool
 	}
+	if cfg.Registrations.TASCAFile != "" {
+		pool, err := loadCAs("registrations.tas_ca_file", cfg.Registrations.TASCAFile)
+		if err != nil {
+			return c, err
+		}
+		c.TASClientTLS = c.ClientTLS.Clone()
+		c.TASClientTLS.RootCAs = pool
+	}
 	return c, nil
+}
+
+// loadCAs reads a PEM bundle of CA certificates named by config key.
+func loadCAs(key, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", conf.ErrInvalid, key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: %s: no PEM certificate in %s", conf.ErrInvalid, key, path)
+	}
+	return pool, nil
+}
+
+// dnsResolver is the resolver of sip.dns_server, or the system's.
+func dnsResolver(server string) *net.Resolver {
+	if server == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, server)
+	}}
 }
 
 // Start opens every listener.

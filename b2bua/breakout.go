@@ -1,7 +1,6 @@
 package b2bua
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 
@@ -79,17 +78,6 @@ func (c *call) noteRegistrations(branches []routing.Branch) {
 			}
 		}
 	}
-}
-
-// TargetResolver prepares the next hop of an outgoing request when it
-// needs work that must not run on a socket's read loop: DNS (SRV for a
-// sips: URI without port) and a TLS connection verified for the URI's
-// host (RFC 5922).
-type TargetResolver interface {
-	// NeedsResolve says whether req must go through Resolve first.
-	NeedsResolve(req *sip.Request) bool
-	// Resolve finds req's next hop and sets its destination.
-	Resolve(ctx context.Context, req *sip.Request) error
 }
 
 // expectLoop files the loop a branch to a TAS opens, until the call ends.

@@ -146,6 +146,9 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, route routing.Branc
 	b.remoteTarget = ruri
 	probe := sip.NewRequest(sip.INVITE, ruri)
 	b.transport = transportOf(probe)
+	if ruri.Scheme == "sips" && b.transport == "UDP" {
+		b.transport = "TLS" // RFC 3261 §26.2.1: sips: is TLS over TCP, whatever the URI says
+	}
 	b.contact = s.contact(b.transport)
 	b.localCSeq = 1
 

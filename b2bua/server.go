@@ -27,6 +27,7 @@ type Config struct {
 	Listen           Listen
 	TLS              *tls.Config // for TLS and WSS listeners; nil when neither listens
 	ClientTLS        *tls.Config // for outgoing TLS and WSS connections; nil: system CAs
+	TASClientTLS     *tls.Config // for TLS connections to TASes; nil: ClientTLS
 	AdvertisedHost   string
 	UserAgent        string
 	UDPReceiveBuffer int
@@ -56,10 +57,9 @@ type Deps struct {
 	// TASSources recognises calls from registered TASes (INGRESS, a loop's
 	// leg 3); nil: no call comes from a TAS.
 	TASSources TASSources
-	// Targets resolves next hops that need DNS or a verified TLS
-	// connection (sips: URIs of TASes); nil: the transport layer's own
-	// resolution.
-	Targets TargetResolver
+	// Resolver answers the SRV and address lookups of sips: next hops;
+	// nil: the system's resolver.
+	Resolver sipstack.DNSResolver
 }
 
 // Server is the B2BUA.
@@ -68,7 +68,7 @@ type Server struct {
 	log             *logrus.Entry
 	planner         Planner
 	tasSources      TASSources
-	targets         TargetResolver
+	resolver        sipstack.DNSResolver
 	recorder        CallRecorder
 	metrics         *metrics.SIP
 	breakoutMetrics *metrics.Breakout
@@ -115,7 +115,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	log, m := d.Log, d.Metrics.SIP
 	InitSIPStack(cfg.T1, cfg.T2, cfg.T4, log)
 	slogger := slog.New(newLogrusHandler(log.WithField("component", "sipgo")))
-	s := &Server{cfg: cfg, log: log, planner: d.Planner, tasSources: d.TASSources, targets: d.Targets,
+	s := &Server{cfg: cfg, log: log, planner: d.Planner, tasSources: d.TASSources, resolver: d.Resolver,
 		recorder: d.Recorder, metrics: m, breakoutMetrics: d.Metrics.Breakout, loops: newLoopTable(),
 		calls:        newCallTable(),
 		userAgentHdr: sip.NewHeader("User-Agent", cfg.UserAgent), serverHdr: sip.NewHeader("Server", cfg.UserAgent)}

@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -123,7 +124,7 @@ func (st *setup) startBranch(route routing.Branch, only bool) {
 	if route.Fallback != nil {
 		br.fallback = time.AfterFunc(route.FallbackAfter, func() { st.onFallbackTimer(br) })
 	}
-	if s.targets != nil && s.targets.NeedsResolve(out) {
+	if needsResolve(out) {
 		br.state = branchResolving
 		go st.resolveAndSend(br)
 		return
@@ -135,7 +136,20 @@ func (st *setup) startBranch(route routing.Branch, only bool) {
 // a TLS handshake) and then sends its INVITE, unless the setup gave the
 // branch up meanwhile.
 func (st *setup) resolveAndSend(br *branch) {
-	err := st.srv.targets.Resolve(st.srv.ctx, br.out)
+	s := st.srv
+	tlsCfg := s.cfg.ClientTLS
+	if br.route.Kind == routing.ToTAS && s.cfg.TASClientTLS != nil {
+		tlsCfg = s.cfg.TASClientTLS
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 64*s.cfg.T1)
+	dest, err := s.resolveTarget(ctx, br.out, tlsCfg)
+	cancel()
+	if err == nil {
+		br.out.SetDestination(dest)
+		br.leg.mu.Lock()
+		br.leg.flow = dest // the dialog's requests reuse the verified connection
+		br.leg.mu.Unlock()
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {

@@ -38,6 +38,9 @@ type SIP struct {
 	NoAnswerTimeout  time.Duration `yaml:"no_answer_timeout"`
 	MaxForwards      int           `yaml:"max_forwards"`
 	Timers           Timers        `yaml:"timers"`
+	// DNSServer is the "host:port" of the DNS server asked for the SRV and
+	// address records of SIP next hops and TAS names; empty: the system's.
+	DNSServer string `yaml:"dns_server"`
 }
 
 // Listen holds one listen address per transport; an empty address disables it.

@@ -51,6 +51,11 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.SIP.AdvertisedHost, " <>;:@\"") && net.ParseIP(c.SIP.AdvertisedHost) == nil {
 		return keyError("sip.advertised_host", "want a host name or IP address, got %q", c.SIP.AdvertisedHost)
 	}
+	if c.SIP.DNSServer != "" {
+		if _, port, err := net.SplitHostPort(c.SIP.DNSServer); err != nil || port == "" {
+			return keyError("sip.dns_server", "want host:port, got %q", c.SIP.DNSServer)
+		}
+	}
 	if c.SIP.UserAgent == "" || strings.ContainsAny(c.SIP.UserAgent, "\r\n") {
 		return keyError("sip.user_agent", "want a non-empty single-line value")
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -64,7 +65,16 @@ func (t *TASSources) Refresh(ctx context.Context) error {
 			continue
 		}
 		addrs, err := t.Resolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
+		// A sips: URI without port is reached through its SRV targets
+		// (RFC 3263), and its calls come from them too.
+		if u, perr := ParseTASURI(uri, true); perr == nil && u.Secure && u.Port == 0 {
+			srvAddrs, srvErr := t.srvAddresses(ctx, host)
+			addrs = append(addrs, srvAddrs...)
+			if err != nil && srvErr == nil && len(srvAddrs) > 0 {
+				err = nil
+			}
+		}
+		if err != nil && len(addrs) == 0 {
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -77,6 +87,26 @@ func (t *TASSources) Refresh(ctx context.Context) error {
 	t.rebuildLocked(version, uris)
 	t.mu.Unlock()
 	return firstErr
+}
+
+// srvAddresses returns the addresses of the _sips._tcp SRV targets of host,
+// when the resolver can look SRV records up.
+func (t *TASSources) srvAddresses(ctx context.Context, host string) ([]netip.Addr, error) {
+	r, ok := t.Resolver.(interface {
+		LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	_, srvs, err := r.LookupSRV(ctx, "sips", "tcp", host)
+	var out []netip.Addr
+	for _, srv := range srvs {
+		addrs, lerr := t.Resolver.LookupNetIP(ctx, "ip", strings.TrimSuffix(srv.Target, "."))
+		if lerr == nil {
+			out = append(out, addrs...)
+		}
+	}
+	return out, err
 }
 
 // Run keeps the host names resolved: at once when a new name is

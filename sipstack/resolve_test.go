@@ -1,18 +1,16 @@
 package sipstack
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"callpath/internal/dnstest"
 )
 
 // dnsmasqZone is what the test DNS server answers for (and nothing else:
@@ -34,99 +32,12 @@ var dnsmasqZone = []string{
 	"--srv-host=_sips._tcp.half.test,tas-b.test,5072,20,10",
 }
 
-// startDNSMasq runs dnsmasq on a free port of 127.0.0.1 with
-// dnsmasqZone and returns a resolver that asks only it.
+// startDNSMasq runs dnsmasq with dnsmasqZone and returns a resolver that
+// asks only it.
 func startDNSMasq(t *testing.T) *net.Resolver {
 	t.Helper()
-	bin, err := exec.LookPath("dnsmasq")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/dnsmasq"); err != nil {
-			t.Fatal("dnsmasq is not installed: run scripts/deps.sh (it installs dnsmasq-base)")
-		}
-	}
-	// The port is free when we look; dnsmasq may still lose it to someone
-	// else before it binds, then it exits and we try another.
-	var lastErr error
-	for range 5 {
-		r, err := tryDNSMasq(t, bin)
-		if err == nil {
-			return r
-		}
-		lastErr = err
-	}
-	t.Fatalf("dnsmasq did not start: %v", lastErr)
-	return nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func tryDNSMasq(t *testing.T, bin string) (*net.Resolver, error) {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	_ = pc.Close()
-	args := append([]string{
-		"--keep-in-foreground", "--port=" + strconv.Itoa(port),
-		"--listen-address=127.0.0.1", "--bind-interfaces",
-		"--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-		"--log-facility=-", "--local=/test/", "--cache-size=0",
-	}, dnsmasqZone...)
-	cmd := exec.Command(bin, args...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dnsmasq: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	server := "127.0.0.1:" + strconv.Itoa(port)
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, server)
-	}}
-	deadline := time.After(5 * time.Second)
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		_, err := r.LookupNetIP(ctx, "ip4", "tas-b.test")
-		cancel()
-		if err == nil {
-			t.Cleanup(stop)
-			return r, nil
-		}
-		select {
-		case <-exited:
-			return nil, errors.New("dnsmasq exited: " + out.String())
-		case <-deadline:
-			stop()
-			return nil, errors.New("dnsmasq not answering after 5 s: " + err.Error() + "\n" + out.String())
-		case <-poll.C:
-		}
-	}
+	r, _ := dnstest.Start(t, dnsmasqZone...)
+	return r
 }
 
 func addrPorts(ss ...string) []netip.AddrPort {

@@ -50,23 +50,30 @@ type Incoming struct {
 // "ws"; "tls" and "wss" need NewTLSPhone).
 func NewPhone(t testing.TB, transport string) *Phone {
 	t.Helper()
-	return newPhone(t, transport, "127.0.0.1", nil)
+	return newPhone(t, transport, "127.0.0.1", nil, nil)
 }
 
 // NewPhoneOn starts a phone on another loopback address (such as
 // 127.0.0.2), for tests where the gateway tells peers apart by address.
 func NewPhoneOn(t testing.TB, transport, host string) *Phone {
 	t.Helper()
-	return newPhone(t, transport, host, nil)
+	return newPhone(t, transport, host, nil, nil)
 }
 
 // NewTLSPhone starts a phone over "tls" or "wss" that serves and trusts ca.
 func NewTLSPhone(t testing.TB, transport string, ca *TestCA) *Phone {
 	t.Helper()
-	return newPhone(t, transport, "127.0.0.1", ca)
+	return newPhone(t, transport, "127.0.0.1", ca, nil)
 }
 
-func newPhone(t testing.TB, transport, host string, ca *TestCA) *Phone {
+// NewTLSPhoneOn starts a phone over "tls" or "wss" on host that serves cert
+// (issued by ca) and trusts ca: a TAS with its own name, say.
+func NewTLSPhoneOn(t testing.TB, transport, host string, ca *TestCA, cert tls.Certificate) *Phone {
+	t.Helper()
+	return newPhone(t, transport, host, ca, &cert)
+}
+
+func newPhone(t testing.TB, transport, host string, ca *TestCA, cert *tls.Certificate) *Phone {
 	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent("siptest-phone")}
 	if ca != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(ca.ClientConfig()))
@@ -111,7 +118,11 @@ func newPhone(t testing.TB, transport, host string, ca *TestCA) *Phone {
 		if ca == nil {
 			t.Fatalf("siptest: %s needs NewTLSPhone", transport)
 		}
-		ln, err := tls.Listen("tcp4", net.JoinHostPort(host, "0"), ca.ServerConfig())
+		serverCfg := ca.ServerConfig()
+		if cert != nil {
+			serverCfg.Certificates = []tls.Certificate{*cert}
+		}
+		ln, err := tls.Listen("tcp4", net.JoinHostPort(host, "0"), serverCfg)
 		if err != nil {
 			t.Fatal(err)
 		}

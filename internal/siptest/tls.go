@@ -24,6 +24,9 @@ type TestCA struct {
 	CAFile   string // the CA certificate (PEM)
 	Pool     *x509.CertPool
 	Cert     tls.Certificate
+
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
 }
 
 // NewTestCA makes the CA and certificate in t.TempDir().
@@ -65,7 +68,7 @@ func NewTestCA(t testing.TB) *TestCA {
 	}
 	ca := &TestCA{
 		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), CAFile: filepath.Join(dir, "ca.pem"),
-		Pool: x509.NewCertPool(),
+		Pool: x509.NewCertPool(), caCert: caCert, caKey: caKey,
 	}
 	ca.Pool.AddCert(caCert)
 	write := func(path, typ string, b []byte) {
@@ -91,4 +94,29 @@ func (ca *TestCA) ServerConfig() *tls.Config {
 // ClientConfig trusts only the test CA.
 func (ca *TestCA) ClientConfig() *tls.Config {
 	return &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{ca.Cert}, MinVersion: tls.VersionTLS12}
+}
+
+// Issue makes another server certificate of the CA, for the DNS names given
+// (a TAS at sips:tas.test, say).
+func (ca *TestCA) Issue(t testing.TB, dnsNames ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: dnsNames[0]},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: dnsNames, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.caCert, &key.PublicKey, ca.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
