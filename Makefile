@@ -36,9 +36,9 @@ proto:               ## regenerate api/gen from api/*.proto (installs protoc and
 bench:               ## Go micro-benchmarks of the hot paths
 	$(GO) test -run XXX -bench . -benchmem -count 3 $(PKGS)
 
-bench-sip: deps      ## SIPp load through callpath and Kamailio (see BENCHMARKS.md)
+bench-sip: deps      ## SIPp load through Kamailio, callpath and callpath with FORK (see BENCHMARKS.md)
 	$(GO) build -o bin/callpath-bench ./cmd/callpath
-	./bench/sip.sh kamailio callpath --callpath-cmd bin/callpath-bench $(BENCH_SIP_ARGS)
+	./bench/sip.sh kamailio callpath callpath-fork --callpath-cmd bin/callpath-bench $(BENCH_SIP_ARGS)
 
 bench-hold:          ## memory per established call, 10,000 calls held
 	./bench/hold.sh $(BENCH_HOLD_ARGS)

@@ -2,7 +2,12 @@
 # bench/sip.sh - SIP load ramp through Kamailio (the reference proxy) and/or
 # callpath, with SIPp as caller and callee, on 127.0.0.1 only.
 #
-#   bench/sip.sh [options] [kamailio] [callpath]
+#   bench/sip.sh [options] [kamailio] [callpath] [callpath-fork]
+#
+# callpath-fork is a second callpath where the called number has a FORK
+# registration (SipBreakout API, set up through the REST mirror with a dev
+# token): every call rings the destination (which answers) and a SIPp TAS
+# (which rings and gets CANCEL); the summary gives its ratio to callpath.
 #
 # Both systems run side by side during the whole ramp (each with its own
 # ports and its own SIPp callee); for every offered rate they are measured one
@@ -22,7 +27,8 @@
 # per 1,000 calls/s, and callpath/Kamailio ratios when both ran.
 #
 # Options:
-#   kamailio | callpath     systems to measure (default: kamailio, plus
+#   kamailio | callpath | callpath-fork
+#                           systems to measure (default: kamailio, plus
 #                           callpath when --callpath-cmd is given)
 #   --callpath-cmd "CMD"    command line of a built callpath binary; the script
 #                           appends "-config FILE" with FILE generated from
@@ -56,7 +62,7 @@
 #                           PCT % failed calls (default 5)
 #   --max-fail PCT          "sustained" threshold for the summary (default 0.1)
 #   --no-half               do not add a step at half the highest sustained rate
-#   --port-base N           ports N..N+49 are used (default 25060)
+#   --port-base N           ports N..N+59 are used (default 25060)
 #
 # Every process the script starts is stopped when it ends or is interrupted.
 
@@ -92,7 +98,7 @@ die() { echo "sip.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	kamailio | callpath) SYSTEMS+=("$1"); shift ;;
+	kamailio | callpath | callpath-fork) SYSTEMS+=("$1"); shift ;;
 	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
 	--rates) RATES="${2:?}"; shift 2 ;;
 	--step) STEP="${2:?}"; shift 2 ;;
@@ -130,7 +136,7 @@ command -v sipp >/dev/null || die "sipp not found (apt-get install sip-tester)"
 for s in "${SYSTEMS[@]}"; do
 	case "$s" in
 	kamailio) command -v kamailio >/dev/null || die "kamailio not found (apt-get install kamailio)" ;;
-	callpath) [[ -n "$CALLPATH_CMD" ]] || die "callpath needs --callpath-cmd" ;;
+	callpath | callpath-fork) [[ -n "$CALLPATH_CMD" ]] || die "$s needs --callpath-cmd" ;;
 	esac
 done
 [[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/sipbench.XXXXXX)"
@@ -140,11 +146,17 @@ OUT="$(cd "$OUT" && pwd)"
 HZ="$(getconf CLK_TCK)"
 
 # Ports: system, its callee, then the callers.
-declare -A SUT_PORT=([kamailio]=$PORT_BASE [callpath]=$((PORT_BASE + 20)))
-declare -A UAS_PORT=([kamailio]=$((PORT_BASE + 10)) [callpath]=$((PORT_BASE + 30)))
+declare -A SUT_PORT=([kamailio]=$PORT_BASE [callpath]=$((PORT_BASE + 20)) [callpath-fork]=$((PORT_BASE + 50)))
+declare -A UAS_PORT=([kamailio]=$((PORT_BASE + 10)) [callpath]=$((PORT_BASE + 30)) [callpath-fork]=$((PORT_BASE + 51)))
+TAS_PORT=$((PORT_BASE + 52)) # the FORK TAS of callpath-fork, on its own address:
+TAS_IP=127.0.0.2             # callpath tells a TAS's calls from others by it
+FORK_HTTP_PORT=$((PORT_BASE + 53)) # callpath-fork's REST API
+# The number every load call dials; callpath-fork registers it as FORK.
+CALLED=+4790000002
 UAC_PORT0=$((PORT_BASE + 40)) # .. +48
 PROBE_PORT=$((PORT_BASE + 49))
 declare -A SUT_PID=()
+declare -A CP_TMP=()
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s.%N; }
@@ -152,7 +164,6 @@ now() { date +%s.%N; }
 # ---------------------------------------------------------------- processes
 
 STEP_PIDS=() # SIPp processes of the current step
-CP_TMP=""
 
 stop_pid() { # pid [signal]: signal, wait up to 5 s, then SIGKILL; reap
 	local pid=$1 sig=${2:-TERM} i
@@ -186,20 +197,20 @@ cleanup() {
 	STEP_PIDS=()
 	for p in "${SUT_PID[@]}"; do stop_pid "$p" TERM; done
 	SUT_PID=()
-	[[ -n "$CP_TMP" ]] && rm -rf "$CP_TMP"
-	CP_TMP=""
+	for p in "${CP_TMP[@]}"; do rm -rf "$p"; done
+	CP_TMP=()
 }
 trap cleanup EXIT
 # Only the main shell: a signal sent to the whole process group (as `timeout`
 # does) also reaches $(...) subshells, which must not run the cleanup.
 trap 'if [[ $BASHPID == "$$" ]]; then log "interrupted"; exit 130; fi' INT TERM
 
-# port_bound udp|tcp PORT: is 127.0.0.1:PORT (or *:PORT) bound (TCP: listening)?
+# port_bound udp|tcp PORT: is 127.0.0.x:PORT (or *:PORT) bound (TCP: listening)?
 port_bound() {
 	local hex
 	hex=$(printf '%04X' "$2")
 	awk -v p=":$hex" -v tcp="$([[ $1 == tcp ]] && echo 1 || echo 0)" '
-		NR > 1 && substr($2, length($2) - 4) == p && ($2 ~ /^(0100007F|00000000):/) && (!tcp || $4 == "0A") { f = 1 }
+		NR > 1 && substr($2, length($2) - 4) == p && ($2 ~ /^(..00007F|00000000):/) && (!tcp || $4 == "0A") { f = 1 }
 		END { exit !f }' "/proc/net/$1"
 }
 
@@ -297,29 +308,49 @@ start_kamailio() {
 	wait_bound udp "${SUT_PORT[kamailio]}" "${SUT_PID[kamailio]}" kamailio || { tail -20 "$dir/kamailio.log" >&2; exit 1; }
 }
 
-start_callpath() {
-	local dir="$OUT/callpath" uri tcp=""
+# run_callpath NAME HTTP_LISTEN: start a callpath as system NAME.
+run_callpath() {
+	local name=$1 http=$2 dir="$OUT/$1" uri tcp="" tmp
 	mkdir -p "$dir"
-	CP_TMP="$(mktemp -d /tmp/sipbench-callpath.XXXXXX)"
-	uri="sip:127.0.0.1:${UAS_PORT[callpath]}"
+	tmp="$(mktemp -d /tmp/sipbench-callpath.XXXXXX)"
+	CP_TMP[$name]=$tmp
+	uri="sip:127.0.0.1:${UAS_PORT[$name]}"
 	if [[ $TRANSPORT == tcp ]]; then
 		uri="$uri;transport=tcp"
-		tcp="127.0.0.1:${SUT_PORT[callpath]}"
+		tcp="127.0.0.1:${SUT_PORT[$name]}"
 	fi
-	sed -e '/^#/d' -e "s|@UDP_LISTEN@|127.0.0.1:${SUT_PORT[callpath]}|g" -e "s|@TCP_LISTEN@|$tcp|g" \
-		-e "s|@UAS_URI@|$uri|g" -e "s|@DIR@|$CP_TMP|g" "$CP_TEMPLATE" >"$CP_TMP/callpath.yaml"
-	cp "$CP_TMP/callpath.yaml" "$dir/callpath.yaml"
-	log "callpath: port ${SUT_PORT[callpath]}, callee port ${UAS_PORT[callpath]}: $CALLPATH_CMD -config $CP_TMP/callpath.yaml"
-	bash -c "exec $CALLPATH_CMD -config '$CP_TMP/callpath.yaml'" >"$dir/callpath.log" 2>&1 &
-	SUT_PID[callpath]=$!
-	wait_bound udp "${SUT_PORT[callpath]}" "${SUT_PID[callpath]}" callpath || { tail -20 "$dir/callpath.log" >&2; exit 1; }
+	sed -e '/^#/d' -e "s|@UDP_LISTEN@|127.0.0.1:${SUT_PORT[$name]}|g" -e "s|@TCP_LISTEN@|$tcp|g" \
+		-e "s|@UAS_URI@|$uri|g" -e "s|@DIR@|$tmp|g" -e "s|@HTTP_LISTEN@|$http|g" "$CP_TEMPLATE" >"$tmp/callpath.yaml"
+	cp "$tmp/callpath.yaml" "$dir/callpath.yaml"
+	log "$name: port ${SUT_PORT[$name]}, callee port ${UAS_PORT[$name]}: $CALLPATH_CMD -config $tmp/callpath.yaml"
+	bash -c "exec $CALLPATH_CMD -config '$tmp/callpath.yaml'" >"$dir/callpath.log" 2>&1 &
+	SUT_PID[$name]=$!
+	wait_bound udp "${SUT_PORT[$name]}" "${SUT_PID[$name]}" "$name" || { tail -20 "$dir/callpath.log" >&2; exit 1; }
+}
+
+start_callpath() { run_callpath callpath 127.0.0.1:0; }
+
+# start_callpath-fork: a callpath whose called number has a FORK registration
+# with the SIPp TAS, made through the REST mirror of the SipBreakout API.
+start_callpath-fork() {
+	local tmp token res
+	run_callpath callpath-fork "127.0.0.1:$FORK_HTTP_PORT"
+	tmp=${CP_TMP[callpath-fork]}
+	wait_bound tcp "$FORK_HTTP_PORT" "${SUT_PID[callpath-fork]}" "callpath-fork HTTP" || exit 1
+	token=$(bash -c "exec $CALLPATH_CMD token -config '$tmp/callpath.yaml' -sub bench-tas-provider")
+	res=$(curl -sS -X PUT "http://127.0.0.1:$FORK_HTTP_PORT/sipbreakout/v1/registrations" \
+		-H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		-d "{\"registration\": {\"phone_number\": {\"e164\": \"$CALLED\"}, \"sip_uri\": \"sip:$TAS_IP:$TAS_PORT\", \"route_type\": \"ROUTE_TYPE_FORK\"}}")
+	[[ "$res" == *STATUS_CODE_OK* ]] || die "callpath-fork: registration refused: $res"
+	log "callpath-fork: $CALLED has a FORK registration to the TAS at $TAS_IP:$TAS_PORT"
 }
 
 # ---------------------------------------------------------------- one step
 
-# sipp_common PORT: options shared by every SIPp of a step.
+# sipp_common PORT [IP]: options shared by every SIPp of a step.
 sipp_common() {
-	echo -t "$TFLAG" -i 127.0.0.1 -mi 127.0.0.1 -ci 127.0.0.1 -p "$1" -nostdin -buff_size 4194304 -max_log_size 100000000
+	local ip=${2:-127.0.0.1}
+	echo -t "$TFLAG" -i "$ip" -mi "$ip" -ci "$ip" -p "$1" -nostdin -buff_size 4194304 -max_log_size 100000000
 }
 
 # run_step SYSTEM RATE ROUND DIR: one measured step; sets STEP_FAIL_PCT.
@@ -347,6 +378,17 @@ run_step() {
 	uas=$!
 	STEP_PIDS=("$uas")
 	wait_bound "$TRANSPORT" "${UAS_PORT[$sys]}" "$uas" "SIPp callee" || return 1
+	local tas=""
+	if [[ $sys == callpath-fork ]]; then
+		# shellcheck disable=SC2046
+		(cd "$dir" && exec sipp -sf "$SIPP_DIR/tas_load_fork.xml" $(sipp_common "$TAS_PORT" "$TAS_IP") \
+			-recv_timeout 20000 -timeout $((STEP + 120))s \
+			-trace_stat -stf tas_stat.csv -trace_err -error_file tas_errors.log >tas.out 2>&1) &
+		tas=$!
+		STEP_PIDS+=("$tas")
+		wait_bound "$TRANSPORT" "$TAS_PORT" "$tas" "SIPp TAS" || return 1
+	fi
+	local first_uac=${#STEP_PIDS[@]}
 
 	read -r st0 _ < <(tree_stat "${SUT_PID[$sys]}")
 	bt0=$(busy_ticks)
@@ -356,25 +398,26 @@ run_step() {
 		calls=$((r * STEP))
 		# shellcheck disable=SC2046
 		(cd "$dir" && exec sipp "$target" -sf "$SIPP_DIR/uac_load.xml" $(sipp_common $((UAC_PORT0 + i - 1))) \
-			-r "$r" -m "$calls" -recv_timeout 10000 -timeout $((STEP + 60))s \
+			-s "$CALLED" -r "$r" -m "$calls" -recv_timeout 10000 -timeout $((STEP + 60))s \
 			-trace_stat -stf "uac${i}_stat.csv" -trace_err -error_file "uac${i}_errors.log" >"uac$i.out" 2>&1) &
 		STEP_PIDS+=($!)
 	done
 	if ((probe > 0)); then
 		# shellcheck disable=SC2046
 		(cd "$dir" && exec sipp "$target" -sf "$SIPP_DIR/uac_load.xml" $(sipp_common "$PROBE_PORT") \
-			-r "$probe" -m $((probe * STEP)) -recv_timeout 10000 -timeout $((STEP + 60))s \
+			-s "$CALLED" -r "$probe" -m $((probe * STEP)) -recv_timeout 10000 -timeout $((STEP + 60))s \
 			-trace_stat -stf probe_stat.csv -trace_err -error_file probe_errors.log \
 			-trace_shortmsg -shortmessage_file probe_short.csv >probe.out 2>&1) &
 		STEP_PIDS+=($!)
 	fi
-	for ((i = 1; i < ${#STEP_PIDS[@]}; i++)); do
+	for ((i = first_uac; i < ${#STEP_PIDS[@]}; i++)); do
 		wait "${STEP_PIDS[$i]}" || true
 	done
 	t1=$(now)
 	bt1=$(busy_ticks)
 	read -r st1 rss _ < <(tree_stat "${SUT_PID[$sys]}")
 	stop_sipp "$uas"
+	[[ -n "$tas" ]] && stop_sipp "$tas"
 	STEP_PIDS=()
 	times >"$dir/.times1"
 	cpu1=$(children_cpu "$dir/.times1")
@@ -464,7 +507,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	n=0
 	for rate in "${rate_list[@]}"; do
 		order=("${SYSTEMS[@]}")
-		if ((n % 2 == 1 && ${#SYSTEMS[@]} == 2)); then order=("${SYSTEMS[1]}" "${SYSTEMS[0]}"); fi
+		if ((n % 2 == 1)); then # alternate which system goes first
+			order=()
+			for ((i = ${#SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${SYSTEMS[$i]}"); done
+		fi
 		n=$((n + 1))
 		for s in "${order[@]}"; do
 			[[ -n "${dead[$s]:-}" ]] && continue

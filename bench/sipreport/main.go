@@ -437,28 +437,35 @@ func writeSummary(w io.Writer, steps []Step, maxFail float64, meta map[string]st
 		fmt.Fprintf(w, "| %s | %d%s | %s / %s | %s | %s | %s |\n", r.name, r.maxRate, rounds,
 			ms(top.p50), ms(top.p99), halfS, num(top.per1000, 1), num(top.sutCPU, 0))
 	}
-	if len(res) == 2 {
-		a, b := res[0], res[1] // sorted: callpath, kamailio
-		if a.name == "kamailio" {
-			a, b = b, a
+	byName := map[string]*sysResult{}
+	for _, r := range res {
+		byName[r.name] = r
+	}
+	// callpath against the reference proxy, and a forked call against a
+	// plain one through callpath.
+	for _, pair := range [][2]string{{"callpath", "kamailio"}, {"callpath-fork", "callpath"}} {
+		a, b := byName[pair[0]], byName[pair[1]]
+		if a == nil || b == nil {
+			continue
 		}
 		at, bt := a.cells[a.maxRate], b.cells[b.maxRate]
-		if at != nil && bt != nil {
-			ratio := func(x, y float64) string {
-				if y == 0 || math.IsNaN(x) || math.IsNaN(y) {
-					return "–"
-				}
-				return fmt.Sprintf("%.2f", x/y)
-			}
-			ah, bh := a.cells[a.halfRate], b.cells[b.halfRate]
-			halfR := "–"
-			if ah != nil && bh != nil {
-				halfR = ratio(ah.p50, bh.p50) + " / " + ratio(ah.p99, bh.p99)
-			}
-			fmt.Fprintf(w, "| **%s / %s** | %s | %s / %s | %s | %s | %s |\n", a.name, b.name,
-				ratio(float64(a.maxRate), float64(b.maxRate)), ratio(at.p50, bt.p50), ratio(at.p99, bt.p99),
-				halfR, ratio(at.per1000, bt.per1000), ratio(at.sutCPU, bt.sutCPU))
+		if at == nil || bt == nil {
+			continue
 		}
+		ratio := func(x, y float64) string {
+			if y == 0 || math.IsNaN(x) || math.IsNaN(y) {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", x/y)
+		}
+		ah, bh := a.cells[a.halfRate], b.cells[b.halfRate]
+		halfR := "–"
+		if ah != nil && bh != nil {
+			halfR = ratio(ah.p50, bh.p50) + " / " + ratio(ah.p99, bh.p99)
+		}
+		fmt.Fprintf(w, "| **%s / %s** | %s | %s / %s | %s | %s | %s |\n", a.name, b.name,
+			ratio(float64(a.maxRate), float64(b.maxRate)), ratio(at.p50, bt.p50), ratio(at.p99, bt.p99),
+			halfR, ratio(at.per1000, bt.per1000), ratio(at.sutCPU, bt.sutCPU))
 	}
 	fmt.Fprintf(w, "\nPer step (calls summed over rounds, the other figures are medians over rounds):\n\n")
 	fmt.Fprintf(w, "| system | offered calls/s | attempted | ok | failed | failed %% | CPU system (%% core) | CPU SIPp (%% core) | CPU others (%% core) | CPU per 1,000 calls/s | PSS (MiB) | setup p50 (ms) | setup p99 (ms) |\n")
