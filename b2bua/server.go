@@ -125,6 +125,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		Unmatched: s.onUnmatchedResponse,
 	}, s.dispatch)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	d.Metrics.Breakout.PendingLoops(func() float64 { return float64(s.loops.len()) })
 	st := s.stack.Stats()
 	m.Dropped(func() float64 { return float64(st.Unparseable.Load()) }, func() float64 { return float64(st.Unmatched.Load()) })
 	return s, nil

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // They are labelled by route type and direction, not by number: a label per
 // registration would make a million series.
 type Breakout struct {
+	reg         *prometheus.Registry
 	calls       *prometheus.CounterVec
 	ingress     *prometheus.CounterVec
 	loopReturns *prometheus.CounterVec
@@ -13,6 +14,7 @@ type Breakout struct {
 
 func newBreakout(reg *prometheus.Registry) *Breakout {
 	b := &Breakout{
+		reg: reg,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "breakout", Name: "calls_total",
 			Help: "Finished calls a virtual registration acted on, by its route type, direction (MO: the caller's, MT: the callee's) " +
@@ -48,4 +50,14 @@ func (b *Breakout) TASOriginated(allowed bool) {
 // LoopReturned counts a leg 3 that matched its loop.
 func (b *Breakout) LoopReturned(routeType string) {
 	b.loopReturns.WithLabelValues(routeType).Inc()
+}
+
+// PendingLoops exposes how many loops wait for their leg 3 (one per call
+// sent to a LOOP TAS and not yet ended) as callpath_breakout_loops_pending.
+// Call it once.
+func (b *Breakout) PendingLoops(f func() float64) {
+	b.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: "breakout", Name: "loops_pending",
+		Help: "Calls sent to a LOOP TAS whose leg 3 may still come back (forgotten when the call ends).",
+	}, f))
 }

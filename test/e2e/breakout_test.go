@@ -173,6 +173,9 @@ func TestLoopLeg3ReachesTheDestination(t *testing.T) {
 		t.Errorf("leg 2 Request-URI user %q, want the MO prefix after '+'", got)
 	}
 	sid := sessionUUID(t, leg2.Req)
+	if got := gw.metric("callpath_breakout_loops_pending"); got != "1" {
+		t.Fatalf("loops pending while leg 2 rings: %q", got)
+	}
 	leg3 := sendLeg3(ctx, t, gw, tas, leg2.Req, leg2.Req.GetHeader("Session-ID").Value(), maxForwardsOf(t, leg2.Req)-1)
 	leg4 := callee.NextCall(5 * time.Second)
 	if got := leg4.Req.Recipient.User; got != bob {
@@ -201,6 +204,9 @@ func TestLoopLeg3ReachesTheDestination(t *testing.T) {
 	}
 	callee.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
 	eventually(t, 5*time.Second, "both calls ended", func() bool { return gw.app.ActiveCalls() == 0 })
+	if got := gw.metric("callpath_breakout_loops_pending"); got != "0" {
+		t.Fatalf("loops pending after the calls ended: %q", got)
+	}
 }
 
 // A call from the TAS that does not match the waiting loop (another
