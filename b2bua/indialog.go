@@ -274,6 +274,10 @@ func (s *Server) cancelOutgoing(inv *sip.Request) {
 	req.AppendHeader(sip.HeaderClone(inv.To()))
 	req.AppendHeader(sip.HeaderClone(inv.CallID()))
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	// RFC 7989 §9: the same Session-ID as the request being cancelled.
+	if h := firstHeader(inv, SessionIDHeader); h != nil {
+		req.AppendHeader(sip.HeaderClone(h))
+	}
 	mf := sip.MaxForwardsHeader(uint32(s.cfg.MaxForwards))
 	req.AppendHeader(&mf)
 	req.SetBody(nil)

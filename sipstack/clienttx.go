@@ -200,6 +200,10 @@ func nonSuccessAck(inv *sip.Request, res *sip.Response) *sip.Request {
 	if h := inv.MaxForwards(); h != nil {
 		ack.AppendHeader(h)
 	}
+	// RFC 7989 §9: an ACK for a non-2xx carries the INVITE's Session-ID.
+	if h := inv.GetHeader("Session-ID"); h != nil {
+		ack.AppendHeader(h)
+	}
 	ack.SetBody(nil)
 	ack.SetTransport(inv.Transport())
 	return ack
