@@ -41,6 +41,40 @@ func (g *gateway) register(number string, rt registry.RouteType, tas *siptest.Ph
 	}
 }
 
+// breakoutScene is a gateway with one registration whose TAS is a phone on
+// 127.0.0.2, a callee phone (the static route), a caller phone, and a
+// context bounding the test's waits.
+type breakoutScene struct {
+	gw                  *gateway
+	caller, callee, tas *siptest.Phone
+	ctx                 context.Context
+}
+
+func newBreakoutScene(t *testing.T, number string, rt registry.RouteType, moPrefix, mtPrefix string) breakoutScene {
+	t.Helper()
+	sc := breakoutScene{callee: siptest.NewPhone(t, "udp"), tas: siptest.NewPhoneOn(t, "udp", "127.0.0.2")}
+	sc.gw = startGateway(t, sc.callee.Addr, breakoutConfig)
+	sc.gw.register(number, rt, sc.tas, moPrefix, mtPrefix)
+	sc.caller = siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	sc.ctx = ctx
+	return sc
+}
+
+// txEnded reports whether an incoming call's INVITE transaction is over
+// (after a CANCEL: sipgo answers it and the INVITE 487 by itself).
+func txEnded(in *siptest.Incoming) func() bool {
+	return func() bool {
+		select {
+		case <-in.Tx.Done():
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 // breakoutMetric reads callpath_breakout_calls_total for one series.
 func (g *gateway) breakoutCalls(routeType, direction, outcome string) string {
 	return g.metric(`callpath_breakout_calls_total{direction="` + direction + `",outcome="` + outcome + `",route_type="` + routeType + `"}`)
@@ -103,11 +137,8 @@ func sendLeg3(ctx context.Context, t *testing.T, gw *gateway, tas *siptest.Phone
 }
 
 func TestLoopTASAnswersLeg2(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(bob, registry.RouteLoopMT, tas, "", "00")
-	caller := siptest.NewPhone(t, "udp")
+	sc := newBreakoutScene(t, bob, registry.RouteLoopMT, "", "00")
+	gw, caller, tas := sc.gw, sc.caller, sc.tas
 
 	sid := b2bua.NewSessionUUID()
 	dlg, leg2 := dialAnswered(t, gw, caller, tas, gw.udp(), sip.NewHeader("Session-ID", sid+";remote="+b2bua.NullUUID))
@@ -133,14 +164,9 @@ func TestLoopTASAnswersLeg2(t *testing.T) {
 }
 
 func TestLoopTASRejectsLeg2(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(alice, registry.RouteLoopMO, tas, "", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, alice, registry.RouteLoopMO, "", "")
+	gw, caller, tas := sc.gw, sc.caller, sc.tas
+	ctx := sc.ctx
 	dlg, leg2 := ring(ctx, t, caller, tas, gw.udp())
 	if err := leg2.Respond(603, "Decline", nil); err != nil {
 		t.Fatal(err)
@@ -160,14 +186,9 @@ func TestLoopTASRejectsLeg2(t *testing.T) {
 // the real destination (leg 4) without the prefix and without looping it
 // again, and the Session-ID stays the same end to end.
 func TestLoopLeg3ReachesTheDestination(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(alice, registry.RouteLoop, tas, "00", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, alice, registry.RouteLoop, "00", "")
+	gw, caller, callee, tas := sc.gw, sc.caller, sc.callee, sc.tas
+	ctx := sc.ctx
 	dlg, leg2 := ring(ctx, t, caller, tas, gw.udp())
 	if got := leg2.Req.Recipient.User; got != "+004790000002" {
 		t.Errorf("leg 2 Request-URI user %q, want the MO prefix after '+'", got)
@@ -213,14 +234,9 @@ func TestLoopLeg3ReachesTheDestination(t *testing.T) {
 // Session-ID, or a Max-Forwards not lower than leg 2's) is a new call from
 // a TAS, which only INGRESS allows: 403.
 func TestLeg3NotMatchingTheLoopIsANewCall(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(alice, registry.RouteLoop, tas, "", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, alice, registry.RouteLoop, "", "")
+	gw, caller, tas := sc.gw, sc.caller, sc.tas
+	ctx := sc.ctx
 	dlg, leg2 := ring(ctx, t, caller, tas, gw.udp())
 	mf := maxForwardsOf(t, leg2.Req)
 	for name, leg3 := range map[string]*sipgo.DialogClientSession{
@@ -276,14 +292,9 @@ func TestLoopThroughBothPartiesTASes(t *testing.T) {
 // rang (so neither can be cancelled first). One wins; the other gets ACK
 // and BYE at once; the caller is answered once.
 func TestForkRaceOfTwoAnswers(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(bob, registry.RouteFork, tas, "", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, bob, registry.RouteFork, "", "")
+	gw, caller, callee, tas := sc.gw, sc.caller, sc.callee, sc.tas
+	ctx := sc.ctx
 	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), bob, sdpFor(caller, 1, "sendrecv")))
 	if err != nil {
 		t.Fatal(err)
@@ -328,14 +339,9 @@ func TestForkRaceOfTwoAnswers(t *testing.T) {
 // FORK: the destination answers while the TAS rings; the TAS's INVITE is
 // cancelled.
 func TestForkCancelsTheRingingBranch(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(alice, registry.RouteFork, tas, "", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, alice, registry.RouteFork, "", "")
+	gw, caller, callee, tas := sc.gw, sc.caller, sc.callee, sc.tas
+	ctx := sc.ctx
 	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), bob, sdpFor(caller, 1, "sendrecv")))
 	if err != nil {
 		t.Fatal(err)
@@ -346,27 +352,15 @@ func TestForkCancelsTheRingingBranch(t *testing.T) {
 	}
 	answer(t, callee, atCallee)
 	waitAnswered(ctx, t, dlg)
-	eventually(t, 5*time.Second, "TAS INVITE transaction cancelled", func() bool {
-		select {
-		case <-atTAS.Tx.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	eventually(t, 5*time.Second, "TAS INVITE transaction cancelled", txEnded(atTAS))
 }
 
 // FALLBACK: the destination is busy, the call goes to the TAS (with the
 // callee's MT prefix), which answers.
 func TestFallbackOnBusy(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(bob, registry.RouteFallback, tas, "", "99")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, bob, registry.RouteFallback, "", "99")
+	gw, caller, callee, tas := sc.gw, sc.caller, sc.callee, sc.tas
+	ctx := sc.ctx
 	dlg, atCallee := ring(ctx, t, caller, callee, gw.udp())
 	if err := atCallee.Respond(486, "Busy Here", nil); err != nil {
 		t.Fatal(err)
@@ -390,27 +384,15 @@ func TestFallbackOnBusy(t *testing.T) {
 // FALLBACK: the destination rings past the fallback time (300 ms here); it
 // gets CANCEL and the TAS the call.
 func TestFallbackOnNoAnswer(t *testing.T) {
-	callee := siptest.NewPhone(t, "udp")
-	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
-	gw := startGateway(t, callee.Addr, breakoutConfig)
-	gw.register(bob, registry.RouteFallback, tas, "", "")
-	caller := siptest.NewPhone(t, "udp")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sc := newBreakoutScene(t, bob, registry.RouteFallback, "", "")
+	gw, caller, callee, tas := sc.gw, sc.caller, sc.callee, sc.tas
+	ctx := sc.ctx
 	dlg, atCallee := ring(ctx, t, caller, callee, gw.udp())
 	if err := atCallee.Respond(180, "Ringing", nil); err != nil {
 		t.Fatal(err)
 	}
 	voicemail := tas.NextCall(5 * time.Second)
-	eventually(t, 5*time.Second, "destination's INVITE cancelled", func() bool {
-		select {
-		case <-atCallee.Tx.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	eventually(t, 5*time.Second, "destination's INVITE cancelled", txEnded(atCallee))
 	answer(t, tas, voicemail)
 	waitAnswered(ctx, t, dlg)
 }
