@@ -11,8 +11,12 @@ import (
 	"strings"
 )
 
-// DefaultSIPSPort is the port of a sips: URI that names none (RFC 3261 §19.1.2).
-const DefaultSIPSPort = 5061
+// DefaultSIPSPort and DefaultSIPPort are the ports of a sips: and a sip: URI
+// that name none (RFC 3261 §19.1.2).
+const (
+	DefaultSIPSPort = 5061
+	DefaultSIPPort  = 5060
+)
 
 // DNSResolver is what ResolveSIPS asks; net.DefaultResolver and any
 // *net.Resolver satisfy it.
@@ -23,50 +27,62 @@ type DNSResolver interface {
 
 var _ DNSResolver = net.DefaultResolver
 
-// ResolveSIPS finds the addresses to try, in order, for a sips: URI with host
-// and port (0: the URI names no port), following RFC 3263 §4.2 for TLS over
-// TCP:
-//
-//   - an IP literal is the address itself (port 5061 if none);
-//   - with a port, the host's A and AAAA records (IPv4 first), no SRV;
-//   - without one, the SRV records of _sips._tcp.<host> in the order Go
-//     gives them (by priority, randomised by weight within one), each target
-//     resolved to its addresses (IPv4 first); targets that do not resolve
-//     are skipped. When the host has no SRV records (NXDOMAIN or no answer),
-//     its A and AAAA records with port 5061.
-//
+// ResolveSIPS finds the addresses to try, in order, for a sips: URI with
+// host and port (0: the URI names no port): ResolveSIP for TLS over TCP.
 // Whatever the addresses, the TLS peer must be verified against host (RFC
-// 5922 §4), not against an SRV target: see Stack.DialTLS. r nil means
-// net.DefaultResolver. Errors name the host and wrap the resolver's.
+// 5922 §4), not against an SRV target: see Stack.DialTLS.
 func ResolveSIPS(ctx context.Context, r DNSResolver, host string, port int) ([]netip.AddrPort, error) {
+	return ResolveSIP(ctx, r, "sips", "tcp", host, port)
+}
+
+// ResolveSIP finds the addresses to try, in order, for a SIP URI of scheme
+// ("sip" or "sips") reached over proto ("udp" or "tcp"; TLS is "tcp" with
+// "sips"), with host and port (0: the URI names no port), following RFC 3263
+// §4.2:
+//
+//   - an IP literal is the address itself (port 5060, or 5061 for sips);
+//   - with a port, the host's A and AAAA records (IPv4 first), no SRV;
+//   - without one, the SRV records of _<scheme>._<proto>.<host> in the order
+//     Go gives them (by priority, randomised by weight within one), each
+//     target resolved to its addresses (IPv4 first); targets that do not
+//     resolve are skipped. When the host has no SRV records (NXDOMAIN or no
+//     answer), its A and AAAA records with the default port.
+//
+// r nil means net.DefaultResolver. Errors name the host and wrap the
+// resolver's.
+func ResolveSIP(ctx context.Context, r DNSResolver, scheme, proto, host string, port int) ([]netip.AddrPort, error) {
+	defaultPort := uint16(DefaultSIPPort)
+	if scheme == "sips" {
+		defaultPort = DefaultSIPSPort
+	}
 	if r == nil {
 		r = net.DefaultResolver
 	}
 	if port < 0 || port > 65535 {
-		return nil, fmt.Errorf("sipstack: resolve sips:%s: bad port %d", host, port)
+		return nil, fmt.Errorf("sipstack: resolve %s:%s: bad port %d", scheme, host, port)
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if host == "" {
-		return nil, errors.New("sipstack: resolve sips: empty host")
+		return nil, fmt.Errorf("sipstack: resolve %s: empty host", scheme)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.AddrPort{netip.AddrPortFrom(ip.Unmap(), cmp.Or(uint16(port), DefaultSIPSPort))}, nil
+		return []netip.AddrPort{netip.AddrPortFrom(ip.Unmap(), cmp.Or(uint16(port), defaultPort))}, nil
 	}
 	if port != 0 {
-		return lookupHost(ctx, r, host, uint16(port))
+		return lookupHost(ctx, r, scheme, host, uint16(port))
 	}
-	_, srvs, err := r.LookupSRV(ctx, "sips", "tcp", host)
+	_, srvs, err := r.LookupSRV(ctx, scheme, proto, host)
 	var dnsErr *net.DNSError
 	if err != nil && len(srvs) == 0 && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		// A failed lookup is not an absent record: falling back to the
 		// host's address could pick another server, or port, than the
 		// domain publishes. (Go returns the valid records along with an
 		// error when some were malformed; those are used.)
-		return nil, fmt.Errorf("sipstack: resolve sips:%s: SRV _sips._tcp.%s: %w", host, host, err)
+		return nil, fmt.Errorf("sipstack: resolve %s:%s: SRV _%s._%s.%s: %w", scheme, host, scheme, proto, host, err)
 	}
 	if len(srvs) == 0 {
 		// No SRV records: the host itself, on the default port (§4.2).
-		return lookupHost(ctx, r, host, DefaultSIPSPort)
+		return lookupHost(ctx, r, scheme, host, defaultPort)
 	}
 	var out []netip.AddrPort
 	var lastErr error
@@ -87,16 +103,16 @@ func ResolveSIPS(ctx context.Context, r DNSResolver, host string, port int) ([]n
 		if lastErr == nil {
 			lastErr = errors.New("no usable SRV target")
 		}
-		return nil, fmt.Errorf("sipstack: resolve sips:%s: SRV _sips._tcp.%s: %w", host, host, lastErr)
+		return nil, fmt.Errorf("sipstack: resolve %s:%s: SRV _%s._%s.%s: %w", scheme, host, scheme, proto, host, lastErr)
 	}
 	return out, nil
 }
 
 // lookupHost is host's addresses with port.
-func lookupHost(ctx context.Context, r DNSResolver, host string, port uint16) ([]netip.AddrPort, error) {
+func lookupHost(ctx context.Context, r DNSResolver, scheme, host string, port uint16) ([]netip.AddrPort, error) {
 	ips, err := lookupIPs(ctx, r, host)
 	if err != nil {
-		return nil, fmt.Errorf("sipstack: resolve sips:%s: %w", host, err)
+		return nil, fmt.Errorf("sipstack: resolve %s:%s: %w", scheme, host, err)
 	}
 	out := make([]netip.AddrPort, len(ips))
 	for i, ip := range ips {
