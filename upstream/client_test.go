@@ -19,9 +19,9 @@ type counting struct {
 	responses, failures, authFailures atomic.Int64
 }
 
-func (m *counting) Response(int)  { m.responses.Add(1) }
-func (m *counting) Failure(bool)  { m.failures.Add(1) }
-func (m *counting) AuthFailure()  { m.authFailures.Add(1) }
+func (m *counting) Response(int) { m.responses.Add(1) }
+func (m *counting) Failure(bool) { m.failures.Add(1) }
+func (m *counting) AuthFailure() { m.authFailures.Add(1) }
 
 type fixture struct {
 	client  *upstream.Client
