@@ -28,6 +28,7 @@ import (
 	"callpath/registry"
 	"callpath/routing"
 	"callpath/store"
+	"callpath/upstream"
 )
 
 // App is one running gateway.
@@ -42,6 +43,7 @@ type App struct {
 	registry   *registry.Registry
 	breakout   *routing.Breakout
 	tasSources *registry.TASSources
+	upstream   *upstream.Client
 	verifier   *auth.Verifier
 	devIssuer  *auth.DevIssuer
 	stopBg     context.CancelFunc // background loops (registration sweep)
@@ -97,6 +99,11 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		Planner: a.breakout, Recorder: a.cdrs, Metrics: a.metrics, Log: log.WithField("component", "sip"),
 		TASSources: a.tasSources, Resolver: resolver,
 	})
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	a.upstream, err = newUpstream(cfg, a.sip, resolver, a.metrics, log.WithField("component", "upstream"))
 	if err != nil {
 		a.closeStore()
 		return nil, err
@@ -239,6 +246,10 @@ func (a *App) Explain(from, to string) routing.Explanation { return a.breakout.E
 // DevIssuer is the dev token issuer, nil when auth.dev_issuer is off.
 func (a *App) DevIssuer() *auth.DevIssuer { return a.devIssuer }
 
+// Upstream returns the client that registers numbers at the telco's
+// registrar.
+func (a *App) Upstream() *upstream.Client { return a.upstream }
+
 // Registry returns the virtual registrations.
 func (a *App) Registry() *registry.Registry { return a.registry }
 
@@ -269,6 +280,7 @@ func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Dur
 		if a.stopBg != nil {
 			a.stopBg()
 		}
+		a.upstream.Close() // bindings lapse by themselves; a restart registers again
 		var errs []error
 		errs = append(errs, a.sip.Close())
 		if a.httpSrv != nil {

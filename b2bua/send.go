@@ -1,9 +1,14 @@
 package b2bua
 
 import (
+	"context"
+	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"callpath/sipstack"
 )
 
 // via returns a fresh Via of ours for a request leaving on transport.
@@ -58,4 +63,34 @@ func (s *Server) sendAck(ack *sip.Request) error {
 	}
 	s.metrics.Request("ACK", "out")
 	return nil
+}
+
+// Request sends a request callpath originates itself (a REGISTER of the
+// upstream registration client) as a new client transaction: our Via on
+// top; over TLS, a connection verified for the Request-URI's host to the
+// destination first. It may block on that handshake: never call it on a
+// read loop.
+func (s *Server) Request(ctx context.Context, req *sip.Request, cb sipstack.Callbacks) (sip.ClientTransaction, error) {
+	tp := transportOf(req)
+	if tp == "TLS" && req.Destination() != "" {
+		addr, err := netip.ParseAddrPort(req.Destination())
+		if err != nil {
+			return nil, fmt.Errorf("destination %q: %w", req.Destination(), err)
+		}
+		if err := s.stack.DialTLS(ctx, addr, req.Recipient.Host, s.cfg.ClientTLS); err != nil {
+			return nil, err
+		}
+	}
+	req.PrependHeader(s.via(tp))
+	ctr, err := s.stack.RequestFunc(ctx, req, cb)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.Request(string(req.Method), "out")
+	return ctr, nil
+}
+
+// Contact is our Contact URI on transport ("UDP", "TCP", "TLS", …).
+func (s *Server) Contact(transport string) sip.Uri {
+	return *s.contact(transport).Address.Clone()
 }

@@ -14,6 +14,7 @@ type Config struct {
 	SIP           SIP           `yaml:"sip"`
 	Routing       Routing       `yaml:"routing"`
 	Registrations Registrations `yaml:"registrations"`
+	Upstream      Upstream      `yaml:"upstream"`
 	Auth          Auth          `yaml:"auth"`
 	HTTP          HTTP          `yaml:"http"`
 	GRPC          GRPC          `yaml:"grpc"`
@@ -96,6 +97,27 @@ type Registrations struct {
 	// TASCAFile is a PEM bundle of the CAs trusted for TLS to TASes; empty:
 	// those of sip.tls.ca_file.
 	TASCAFile string `yaml:"tas_ca_file"`
+}
+
+// Upstream configures how numbers are registered at the telco's registrar
+// when the telco issues a SIP account per number.
+type Upstream struct {
+	Expires       time.Duration   `yaml:"expires"`
+	RefreshMargin time.Duration   `yaml:"refresh_margin"`
+	RetryMin      time.Duration   `yaml:"retry_min"`
+	RetryMax      time.Duration   `yaml:"retry_max"`
+	Supported     []string        `yaml:"supported"`
+	Ranges        []UpstreamRange `yaml:"ranges"`
+}
+
+// UpstreamRange says how the telco reaches the numbers starting with
+// Prefix: it routes them to callpath (no REGISTER), or it issues a SIP
+// account per number that callpath registers at Registrar.
+type UpstreamRange struct {
+	Prefix    string `yaml:"prefix"`
+	Mode      string `yaml:"mode"` // "routed" or "register"
+	Registrar string `yaml:"registrar"`
+	Domain    string `yaml:"domain"`
 }
 
 // Auth says which OAuth2 bearer tokens the APIs accept.

@@ -108,6 +108,9 @@ func (c *Config) Validate() error {
 	if err := c.validateRegistrationsAndAuth(); err != nil {
 		return err
 	}
+	if err := c.validateUpstream(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}
@@ -168,6 +171,48 @@ func (c *Config) validateRegistrationsAndAuth() error {
 	}
 	if a.Leeway < 0 || a.Leeway > 10*time.Minute {
 		return keyError("auth.leeway", "want 0 to 10m, got %s", a.Leeway)
+	}
+	return nil
+}
+
+func (c *Config) validateUpstream() error {
+	u := c.Upstream
+	if u.Expires < time.Minute {
+		return keyError("upstream.expires", "want at least 1m, got %s", u.Expires)
+	}
+	if u.RefreshMargin < 0 || u.RefreshMargin >= u.Expires {
+		return keyError("upstream.refresh_margin", "want 0 to less than upstream.expires, got %s", u.RefreshMargin)
+	}
+	if err := positive("upstream.retry_min", u.RetryMin); err != nil {
+		return err
+	}
+	if u.RetryMax < u.RetryMin {
+		return keyError("upstream.retry_max", "must not be below upstream.retry_min")
+	}
+	for i, tag := range u.Supported {
+		if tag == "" || strings.ContainsAny(tag, " ,;\r\n") {
+			return keyError("upstream.supported["+strconv.Itoa(i)+"]", "want an option tag such as path or outbound, got %q", tag)
+		}
+	}
+	for i, r := range u.Ranges {
+		key := "upstream.ranges[" + strconv.Itoa(i) + "]"
+		if !strings.HasPrefix(r.Prefix, "+") || !isNumber(r.Prefix[1:]) {
+			return keyError(key+".prefix", "want \"+\" and digits, got %q", r.Prefix)
+		}
+		switch r.Mode {
+		case "routed":
+		case "register":
+			if r.Domain == "" || strings.ContainsAny(r.Domain, " <>;:@/") {
+				return keyError(key+".domain", "want the telco's SIP domain, got %q", r.Domain)
+			}
+			if r.Registrar != "" {
+				if err := checkSIPURI(key+".registrar", r.Registrar); err != nil {
+					return err
+				}
+			}
+		default:
+			return keyError(key+".mode", "want routed or register, got %q", r.Mode)
+		}
 	}
 	return nil
 }

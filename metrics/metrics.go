@@ -19,13 +19,14 @@ type Registry struct {
 	reg      *prometheus.Registry
 	SIP      *SIP
 	Breakout *Breakout
+	Upstream *Upstream
 }
 
 // New builds a registry with the Go and process collectors and the SIP series.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg)}
+	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg), Upstream: newUpstream(reg)}
 }
 
 // Prometheus exposes the underlying registry for packages that add their own series.
