@@ -44,6 +44,7 @@ type App struct {
 	breakout   *routing.Breakout
 	tasSources *registry.TASSources
 	upstream   *upstream.Client
+	accounts   *upstream.Accounts
 	verifier   *auth.Verifier
 	devIssuer  *auth.DevIssuer
 	stopBg     context.CancelFunc // background loops (registration sweep)
@@ -108,6 +109,7 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		a.closeStore()
 		return nil, err
 	}
+	a.accounts = &upstream.Accounts{Client: a.upstream, Ranges: upstreamRanges(cfg), Store: a.db}
 	return a, nil
 }
 
@@ -178,6 +180,11 @@ func (a *App) Start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	a.stopBg = stop
 	go a.sweepRegistrations(bg, a.cfg.Registrations.SweepInterval)
+	if n, err := a.accounts.Restore(ctx); err != nil {
+		a.log.WithError(err).Warn("registering stored upstream accounts failed")
+	} else if n > 0 {
+		a.log.WithField("accounts", n).Info("registering stored upstream accounts")
+	}
 	go a.tasSources.Run(bg, a.cfg.Registrations.TASResolveInterval, func(err error) {
 		a.log.WithError(err).Warn("resolving TAS host names failed")
 	})

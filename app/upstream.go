@@ -11,6 +11,15 @@ import (
 	"callpath/upstream"
 )
 
+// upstreamRanges is the config's number ranges.
+func upstreamRanges(cfg *conf.Config) *upstream.Ranges {
+	ranges := make([]upstream.Range, len(cfg.Upstream.Ranges))
+	for i, r := range cfg.Upstream.Ranges {
+		ranges[i] = upstream.Range{Prefix: r.Prefix, Mode: upstream.Mode(r.Mode), Registrar: r.Registrar, Domain: r.Domain}
+	}
+	return upstream.NewRanges(ranges)
+}
+
 // newUpstream builds the upstream registration client on the B2BUA's SIP
 // stack, with its metrics.
 func newUpstream(cfg *conf.Config, sip *b2bua.Server, resolver *net.Resolver, m *metrics.Registry, log *logrus.Entry) (*upstream.Client, error) {
