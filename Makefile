@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 100000x  # a count: see .ci/run for why not a duration
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test deps lint fuzz bench bench-sip bench-hold proto clean
+.PHONY: run build test deps lint fuzz bench bench-sip bench-hold bench-register proto clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -39,6 +39,10 @@ bench:               ## Go micro-benchmarks of the hot paths
 bench-sip: deps      ## SIPp load through Kamailio, callpath and callpath with FORK (see BENCHMARKS.md)
 	$(GO) build -o bin/callpath-bench ./cmd/callpath
 	./bench/sip.sh kamailio callpath callpath-fork --callpath-cmd bin/callpath-bench $(BENCH_SIP_ARGS)
+
+bench-register: deps ## 10,000 upstream registrations kept alive against Kamailio (see BENCHMARKS.md)
+	$(GO) build -o bin/callpath-bench ./cmd/callpath
+	./bench/register.sh --callpath-cmd bin/callpath-bench $(BENCH_REGISTER_ARGS)
 
 bench-hold:          ## memory per established call, 10,000 calls held
 	./bench/hold.sh $(BENCH_HOLD_ARGS)
