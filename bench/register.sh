@@ -82,6 +82,7 @@ cleanup() {
 	done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # run the cleanup on a signal too
 
 # ticks PID: CPU clock ticks (utime+stime) of PID and its descendants.
 ticks() {
@@ -96,9 +97,9 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 metric() { # NAME: sum of the series of callpath's metric NAME (label filter in NAME allowed)
 	curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%.0f\n", s }'
 }
-registered_at_kamailio() {
-	kamcmd -s "unix:$OUT/kam/ctl" stats.get_statistics usrloc:registered_users 2>/dev/null |
-		awk -F'= ' '/registered_users/ { print $2 + 0 }'
+registered_at_kamailio() { # usrloc's statistic (asking for "usrloc:registered_users" returns nothing)
+	kamcmd -s "unix:$OUT/kam/ctl" stats.get_statistics registered_users 2>/dev/null |
+		awk -F'= ' '/registered_users/ { print $2 + 0; exit }'
 }
 
 log "results in $OUT"
@@ -178,11 +179,11 @@ failed=$(metric 'callpath_upstream_registrations{state="failed"}')
 rss=$(rss_kib "$CP_PID")
 
 awk -v hz="$HZ" -v w0="$s0" -v w1="$s1" -v cp=$((cp1 - cp0)) -v k=$((k1 - k0)) -v r=$((r1 - r0)) \
-	-v f=$((f1 - f0)) -v ok=$((ok1 - ok0)) -v ch=$((a1 - a0)) -v n="$COUNT" -v exp="$EXPIRES" -v margin="$MARGIN" \
+	-v f=$((f1 - f0)) -v ok=$((ok1 - ok0)) -v ch=$((a1 - a0)) -v n="$COUNT" -v expires="$EXPIRES" -v margin="$MARGIN" \
 	-v heap="$heap" -v rss="$rss" -v reg="$registered" -v refr="$refreshing" -v fail="$failed" -v minreg="$min_registered" 'BEGIN {
 	w = w1 - w0
 	printf "### Upstream registrations kept alive against Kamailio\n\n"
-	printf "%d registrations, bindings of %d s refreshed %d s before expiry, %.0f s window.\n\n", n, exp, margin, w
+	printf "%d registrations, bindings of %d s refreshed %d s before expiry, %.0f s window.\n\n", n, expires, margin, w
 	printf "| measure | value |\n|---|---|\n"
 	printf "| REGISTER final responses per second | %.0f (200: %.0f/s, 401: %.0f/s) |\n", r / w, ok / w, ch / w
 	printf "| REGISTERs without answer | %d |\n", f
