@@ -58,7 +58,7 @@ func TestRegisterWithDigest(t *testing.T) {
 	for _, algorithm := range []string{"MD5", "SHA-256"} {
 		t.Run(algorithm, func(t *testing.T) {
 			reg := newRegistrar(t, "secret")
-			reg.algorithm, reg.maxExp = algorithm, 600
+			reg.configure(func(r *registrar) { r.algorithm, r.maxExp = algorithm, 600 })
 			f := newFixture(t, upstream.Config{Expires: time.Hour, Supported: []string{"path"}, UserAgent: "callpath-test"}, reg, upstream.Deps{})
 			if err := f.client.Register(account(reg)); err != nil {
 				t.Fatal(err)
@@ -108,7 +108,7 @@ func TestRegisterWithDigest(t *testing.T) {
 // it challenges again with stale=true and the client answers the new nonce.
 func TestRefreshBeforeExpiryAndFreshNonce(t *testing.T) {
 	reg := newRegistrar(t, "secret")
-	reg.maxExp = 120
+	reg.configure(func(r *registrar) { r.maxExp = 120 })
 	f := newFixture(t, upstream.Config{RefreshMargin: 30 * time.Second}, reg, upstream.Deps{})
 	if err := f.client.Register(account(reg)); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestRefreshBeforeExpiryAndFreshNonce(t *testing.T) {
 // 423 Interval Too Brief: the client asks again with Min-Expires.
 func TestIntervalTooBrief(t *testing.T) {
 	reg := newRegistrar(t, "secret")
-	reg.minExp = 900
+	reg.configure(func(r *registrar) { r.minExp = 900 })
 	f := newFixture(t, upstream.Config{}, reg, upstream.Deps{})
 	a := account(reg)
 	a.Expires = 300 * time.Second
@@ -193,14 +193,16 @@ func TestWrongPasswordFails(t *testing.T) {
 func TestServiceUnavailableRetryAfter(t *testing.T) {
 	reg := newRegistrar(t, "secret")
 	var refused atomic.Bool
-	reg.override = func(req *sip.Request) *sip.Response {
-		if refused.CompareAndSwap(false, true) {
-			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-			res.AppendHeader(sip.NewHeader("Retry-After", "120"))
-			return res
+	reg.configure(func(r *registrar) {
+		r.override = func(req *sip.Request) *sip.Response {
+			if refused.CompareAndSwap(false, true) {
+				res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+				res.AppendHeader(sip.NewHeader("Retry-After", "120"))
+				return res
+			}
+			return nil
 		}
-		return nil
-	}
+	})
 	f := newFixture(t, upstream.Config{RetryMin: time.Second}, reg, upstream.Deps{})
 	if err := f.client.Register(account(reg)); err != nil {
 		t.Fatal(err)
@@ -220,9 +222,11 @@ func TestServiceUnavailableRetryAfter(t *testing.T) {
 // answers 503, the client moves on to the second at once.
 func TestFailoverAcrossSRVTargets(t *testing.T) {
 	down := newRegistrar(t, "secret")
-	down.override = func(req *sip.Request) *sip.Response {
-		return sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-	}
+	down.configure(func(r *registrar) {
+		r.override = func(req *sip.Request) *sip.Response {
+			return sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		}
+	})
 	up := newRegistrar(t, "secret")
 	portOf := func(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
 	resolver, _ := dnstest.Start(t,
@@ -336,5 +340,30 @@ func TestUnregisterAndRemove(t *testing.T) {
 	}
 	if _, ok := f.client.Status("three"); ok {
 		t.Fatal("removed registration still held")
+	}
+}
+
+// With "outbound" supported, the Contact carries the RFC 5626 instance
+// (stable per account) and reg-id.
+func TestOutboundContact(t *testing.T) {
+	reg := newRegistrar(t, "secret")
+	f := newFixture(t, upstream.Config{Supported: []string{"path", "outbound"}}, reg, upstream.Deps{})
+	if err := f.client.Register(account(reg)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, f.client, "acct-1", upstream.StateRegistered)
+	reqs := reg.requests()
+	inst := ""
+	for _, r := range reqs {
+		c := r.Contact()
+		got, _ := c.Params.Get("+sip.instance")
+		regID, _ := c.Params.Get("reg-id")
+		if !strings.HasPrefix(got, `"<urn:uuid:`) || regID != "1" || header(r, "Supported") != "path, outbound" {
+			t.Fatalf("Contact %s, Supported %q", c.Value(), header(r, "Supported"))
+		}
+		if inst != "" && got != inst {
+			t.Fatal("instance changed between REGISTERs")
+		}
+		inst = got
 	}
 }

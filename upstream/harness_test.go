@@ -266,6 +266,14 @@ func (r *registrar) authorized(req *sip.Request) (ok, stale bool) {
 	return right && r.nonces[cred.Nonce], right && !r.nonces[cred.Nonce]
 }
 
+// configure changes the registrar's behaviour under its lock (its handler
+// runs on sipgo's goroutines).
+func (r *registrar) configure(f func(r *registrar)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r)
+}
+
 // expireNonces forgets the issued nonces (the registrar restarted, or they
 // aged out): the next credentials get a new challenge, marked stale.
 func (r *registrar) expireNonces() {
