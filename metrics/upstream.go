@@ -53,7 +53,7 @@ func (u *Upstream) AuthFailure() { u.authFailures.Inc() }
 // counts at scrape time. Call it once.
 func (u *Upstream) Registrations(states []string, counts func() map[string]int) {
 	u.reg.MustRegister(&stateCollector{
-		desc: prometheus.NewDesc(Namespace+"_upstream_registrations", "Upstream registrations by state.", []string{"state"}, nil),
+		desc:   prometheus.NewDesc(Namespace+"_upstream_registrations", "Upstream registrations by state.", []string{"state"}, nil),
 		states: states, counts: counts,
 	})
 }
