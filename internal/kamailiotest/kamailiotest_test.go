@@ -97,6 +97,22 @@ func (u *uac) register(t *testing.T, ctx context.Context, req *sip.Request, user
 	return res, final
 }
 
+// resendWithNC sends req again (next CSeq, new Via) with MD5 credentials
+// for chal at nonce count nc.
+func (u *uac) resendWithNC(t *testing.T, ctx context.Context, req *sip.Request, chal map[string]string, nc int) *sip.Response {
+	t.Helper()
+	req.RemoveHeader("Authorization")
+	req.AppendHeader(sip.NewHeader("Authorization",
+		digestResponseNC(md5.New, "MD5", chal, nc, "REGISTER", req.Recipient.Addr(), user, Password(user))))
+	req.CSeq().SeqNo++
+	req.RemoveHeader("Via")
+	res, err := u.cl.Do(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // contactExpires maps the contact URIs of a 200 to their expires parameter.
 func contactExpires(t *testing.T, res *sip.Response) map[string]int {
 	t.Helper()
@@ -360,19 +376,7 @@ func TestNonceReuseNeedsGrowingCount(t *testing.T) {
 	}
 	wantStatus(t, res, 401)
 	chal := parseChallenge(res.GetHeader("WWW-Authenticate").Value())
-	send := func(nc int) *sip.Response {
-		t.Helper()
-		req.RemoveHeader("Authorization")
-		req.AppendHeader(sip.NewHeader("Authorization",
-			digestResponseNC(md5.New, "MD5", chal, nc, "REGISTER", req.Recipient.Addr(), user, Password(user))))
-		req.CSeq().SeqNo++
-		req.RemoveHeader("Via")
-		res, err := u.cl.Do(ctx, req, sipgo.ClientRequestAddVia)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	send := func(nc int) *sip.Response { t.Helper(); return u.resendWithNC(t, ctx, req, chal, nc) }
 	wantStatus(t, send(1), 200)
 	wantStatus(t, send(2), 200) // the nonce is reused with the next count
 	res = send(2)               // the same count again: a replay
@@ -394,19 +398,7 @@ func TestStaleNonce(t *testing.T) {
 	wantStatus(t, res, 401)
 	issued := time.Now()
 	chal := parseChallenge(res.GetHeader("WWW-Authenticate").Value())
-	send := func(nc int) *sip.Response {
-		t.Helper()
-		req.RemoveHeader("Authorization")
-		req.AppendHeader(sip.NewHeader("Authorization",
-			digestResponseNC(md5.New, "MD5", chal, nc, "REGISTER", req.Recipient.Addr(), user, Password(user))))
-		req.CSeq().SeqNo++
-		req.RemoveHeader("Via")
-		res, err := u.cl.Do(ctx, req, sipgo.ClientRequestAddVia)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	send := func(nc int) *sip.Response { t.Helper(); return u.resendWithNC(t, ctx, req, chal, nc) }
 	wantStale := func(res *sip.Response, why string) {
 		t.Helper()
 		wantStatus(t, res, 401)
