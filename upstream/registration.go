@@ -333,18 +333,23 @@ func (r *registration) acceptedLocked(res *sip.Response) {
 	r.scheduleLocked(r.c.refreshDelay(granted), r.refresh)
 }
 
-// grantedLocked is the binding's lifetime: the expires parameter of our
-// Contact in the 2xx, else its Expires header, else what we asked for
-// (RFC 3261 §10.2.4).
+// grantedLocked is the binding's lifetime. Called with r.mu held.
 func (r *registration) grantedLocked(res *sip.Response) time.Duration {
-	ours := r.c.ua.Contact(r.transport)
+	return granted(res, r.acct.Number, r.c.ua.Contact(r.transport), r.expires)
+}
+
+// granted is the lifetime a registrar's 2xx gives our binding (number at
+// ours): the expires parameter of our Contact, else the Expires header,
+// else what we asked for (RFC 3261 §10.2.4). Unreadable values count as
+// absent.
+func granted(res *sip.Response, number string, ours sip.Uri, asked time.Duration) time.Duration {
 	for _, h := range res.GetHeaders("Contact") {
 		ch, ok := h.(*sip.ContactHeader)
 		if !ok {
 			continue
 		}
 		u := ch.Address
-		if u.User != r.acct.Number || !strings.EqualFold(u.Host, ours.Host) || portOr(u) != portOr(ours) {
+		if u.User != number || !strings.EqualFold(u.Host, ours.Host) || portOr(u) != portOr(ours) {
 			continue
 		}
 		if v, ok := ch.Params.Get("expires"); ok {
@@ -359,7 +364,7 @@ func (r *registration) grantedLocked(res *sip.Response) time.Duration {
 			return time.Duration(n) * time.Second
 		}
 	}
-	return r.expires
+	return asked
 }
 
 func portOr(u sip.Uri) int {
