@@ -15,7 +15,7 @@ import (
 func upstreamRanges(cfg *conf.Config) *upstream.Ranges {
 	ranges := make([]upstream.Range, len(cfg.Upstream.Ranges))
 	for i, r := range cfg.Upstream.Ranges {
-		ranges[i] = upstream.Range{Prefix: r.Prefix, Mode: upstream.Mode(r.Mode), Registrar: r.Registrar, Domain: r.Domain}
+		ranges[i] = upstream.Range{Prefix: r.Prefix, Mode: upstream.Mode(r.Mode), Registrar: r.Registrar, Domain: r.Domain, Realm: r.Realm}
 	}
 	return upstream.NewRanges(ranges)
 }

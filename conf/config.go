@@ -118,6 +118,7 @@ type UpstreamRange struct {
 	Mode      string `yaml:"mode"` // "routed" or "register"
 	Registrar string `yaml:"registrar"`
 	Domain    string `yaml:"domain"`
+	Realm     string `yaml:"realm"` // digest realm of the accounts; empty: any
 }
 
 // Auth says which OAuth2 bearer tokens the APIs accept.

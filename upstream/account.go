@@ -21,6 +21,10 @@ type Account struct {
 	Registrar string
 	Username  string // digest user name; empty: Number
 	Password  string // never logged
+	// Realm, if set, is the only digest realm the credentials are given to:
+	// a challenge for another realm fails the registration rather than
+	// answer it.
+	Realm string
 	// Expires is the binding lifetime asked for; 0: the client's default.
 	Expires time.Duration
 }

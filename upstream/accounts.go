@@ -23,6 +23,7 @@ type Range struct {
 	Mode      Mode
 	Registrar string // URI REGISTER goes to; empty: sip:<Domain>
 	Domain    string // the telco's SIP domain (host of the address of record)
+	Realm     string // digest realm the accounts belong to; empty: the challenge's
 }
 
 // Ranges finds a number's range by longest prefix; numbers in none are
@@ -133,5 +134,5 @@ func (a *Accounts) Status(number string) (Status, bool) { return a.Client.Status
 // account is the registration of a number's account: its ID is the number.
 func account(rg Range, c Credentials) Account {
 	return Account{ID: c.Number, Number: c.Number, Domain: rg.Domain, Registrar: rg.Registrar,
-		Username: c.Username, Password: c.Password}
+		Username: c.Username, Password: c.Password, Realm: rg.Realm}
 }

@@ -367,3 +367,22 @@ func TestOutboundContact(t *testing.T) {
 		inst = got
 	}
 }
+
+// Credentials go only to the account's realm: a challenge for another
+// realm fails the registration without answering it.
+func TestChallengeForAnotherRealm(t *testing.T) {
+	reg := newRegistrar(t, "secret")
+	f := newFixture(t, upstream.Config{}, reg, upstream.Deps{})
+	a := account(reg)
+	a.Realm = "telco.example"
+	if err := f.client.Register(a); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, f.client, "acct-1", upstream.StateFailed)
+	if !strings.Contains(st.Reason, `realm "callpath.test"`) {
+		t.Errorf("reason %q", st.Reason)
+	}
+	if n := len(reg.requests()); n != 1 {
+		t.Fatalf("%d REGISTERs: credentials were sent to the wrong realm", n)
+	}
+}

@@ -395,6 +395,10 @@ func (r *registration) challengedLocked(res *sip.Response) {
 		r.failLocked(fmt.Sprintf("unsupported challenge (%s)", strings.SplitN(h.Value(), ",", 2)[0]))
 		return
 	}
+	if r.acct.Realm != "" && chal.Realm != r.acct.Realm {
+		r.failLocked(fmt.Sprintf("challenged for realm %q, the account is for %q", chal.Realm, r.acct.Realm))
+		return
+	}
 	if r.freshCreds && !chal.Stale {
 		r.c.metrics.AuthFailure()
 		r.challenge = nil
