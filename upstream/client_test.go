@@ -280,24 +280,18 @@ func TestUnregisterAndRemove(t *testing.T) {
 		}
 		waitState(t, f.client, id, upstream.StateRegistered)
 	}
-	ended := func(id string) upstream.Event {
+	ended := func(id string) (ev upstream.Event) {
 		t.Helper()
-		deadline := time.NewTimer(5 * time.Second)
-		defer deadline.Stop()
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
+		eventually(t, id+" ended", func() bool {
 			for _, e := range f.events.list() {
 				if e.ID == id && e.State == upstream.StateEnded {
-					return e
+					ev = e
+					return true
 				}
 			}
-			select {
-			case <-deadline.C:
-				t.Fatalf("%s never ended", id)
-			case <-tick.C:
-			}
-		}
+			return false
+		})
+		return ev
 	}
 
 	register("one")

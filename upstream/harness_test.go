@@ -2,6 +2,7 @@ package upstream_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -323,24 +324,31 @@ func (e *events) list() []upstream.Event {
 	return append([]upstream.Event(nil), e.all...)
 }
 
-// waitState polls until the registration is in state.
-func waitState(t *testing.T, c *upstream.Client, id string, state upstream.State) upstream.Status {
+// eventually polls cond until it holds or 5 s have passed.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		st, _ := c.Status(id)
-		if st.State == state {
-			return st
-		}
+	for !cond() {
 		select {
 		case <-deadline.C:
-			t.Fatalf("registration %s is %v (%s), want %v", id, st.State, st.Reason, state)
+			t.Fatalf("timed out waiting for %s", what)
 		case <-tick.C:
 		}
 	}
+}
+
+// waitState polls until the registration is in state.
+func waitState(t *testing.T, c *upstream.Client, id string, state upstream.State) upstream.Status {
+	t.Helper()
+	var st upstream.Status
+	eventually(t, fmt.Sprintf("registration %s %v", id, state), func() bool {
+		st, _ = c.Status(id)
+		return st.State == state
+	})
+	return st
 }
 
 func header(req *sip.Request, name string) string {
