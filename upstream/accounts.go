@@ -128,6 +128,36 @@ func (a *Accounts) Restore(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// ErrNoAccount is a number of a register range without a stored account:
+// it cannot be registered at the telco.
+var ErrNoAccount = errors.New("upstream: no SIP account stored for the number")
+
+// Activate registers number (again, which refreshes the binding) when its
+// range needs a registration; it reports whether the number is registered
+// upstream. A register range without an account is ErrNoAccount.
+func (a *Accounts) Activate(ctx context.Context, number string) (bool, error) {
+	rg := a.Ranges.Lookup(number)
+	if rg.Mode != ModeRegister {
+		return false, nil
+	}
+	c, ok, err := a.Store.Credentials(ctx, number)
+	switch {
+	case err != nil:
+		return false, err
+	case !ok:
+		return false, ErrNoAccount
+	}
+	return true, a.Client.Register(account(rg, c))
+}
+
+// Deactivate un-registers number (its account stays stored).
+func (a *Accounts) Deactivate(_ context.Context, number string) error {
+	if err := a.Client.Unregister(number, false); err != nil && !errors.Is(err, ErrUnknown) {
+		return err
+	}
+	return nil
+}
+
 // Status is the registration state of a number's account.
 func (a *Accounts) Status(number string) (Status, bool) { return a.Client.Status(number) }
 

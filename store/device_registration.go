@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"callpath/devreg"
+)
+
+// DeviceRegistrations is the devreg.Store over this database. Ended, set by
+// the app, records a registration-ends event in the same transaction (the
+// CAMARA events layer enqueues it for the subscribers).
+type DeviceRegistrations struct {
+	DB    *DB
+	Ended func(tx *Tx, r devreg.Registration, reason string, at time.Time) error
+}
+
+type deviceTx struct {
+	tx    *Tx
+	ended func(tx *Tx, r devreg.Registration, reason string, at time.Time) error
+}
+
+func (d deviceTx) Put(r devreg.Registration) error {
+	upstream := 0
+	if r.Upstream {
+		upstream = 1
+	}
+	_, err := d.tx.exec(`INSERT INTO device_registration (id, device_id, phone_number, subject, created_at, expires_at, upstream)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, upstream = excluded.upstream`,
+		r.ID, r.DeviceID, r.PhoneNumber, r.Subject, formatTime(r.CreatedAt), formatTime(r.ExpiresAt), upstream)
+	if err != nil {
+		return fmt.Errorf("device registration %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (d deviceTx) Delete(id string) error {
+	_, err := d.tx.exec(`DELETE FROM device_registration WHERE id = ?`, id)
+	return err
+}
+
+func (d deviceTx) Ended(r devreg.Registration, reason string, at time.Time) error {
+	if d.ended == nil {
+		return nil
+	}
+	return d.ended(d.tx, r, reason, at)
+}
+
+// Update runs fn in one write transaction.
+func (s DeviceRegistrations) Update(ctx context.Context, fn func(devreg.Tx) error) error {
+	return s.DB.Update(ctx, func(tx *Tx) error { return fn(deviceTx{tx: tx, ended: s.Ended}) })
+}
+
+const deviceColumns = `id, device_id, phone_number, subject, created_at, expires_at, upstream`
+
+// Get returns registration id.
+func (s DeviceRegistrations) Get(ctx context.Context, id string) (devreg.Registration, bool, error) {
+	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE id = ?`, id)
+	if err != nil {
+		return devreg.Registration{}, false, fmt.Errorf("device registration %s: %w", id, err)
+	}
+	defer rows.Close()
+	regs, err := scanDeviceRegistrations(rows)
+	if err != nil || len(regs) == 0 {
+		return devreg.Registration{}, false, err
+	}
+	return regs[0], true, nil
+}
+
+// OfNumber returns number's registrations, expired ones not yet swept too.
+func (s DeviceRegistrations) OfNumber(ctx context.Context, number string) ([]devreg.Registration, error) {
+	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE phone_number = ?`, number)
+	if err != nil {
+		return nil, fmt.Errorf("device registrations of %s: %w", number, err)
+	}
+	defer rows.Close()
+	return scanDeviceRegistrations(rows)
+}
+
+// Expired returns the registrations that expired by now.
+func (s DeviceRegistrations) Expired(ctx context.Context, now time.Time) ([]devreg.Registration, error) {
+	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE expires_at <= ?`, formatTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("expired device registrations: %w", err)
+	}
+	defer rows.Close()
+	return scanDeviceRegistrations(rows)
+}
+
+func scanDeviceRegistrations(rows *sql.Rows) ([]devreg.Registration, error) {
+	var out []devreg.Registration
+	for rows.Next() {
+		var r devreg.Registration
+		var created, expires string
+		var upstream int
+		if err := rows.Scan(&r.ID, &r.DeviceID, &r.PhoneNumber, &r.Subject, &created, &expires, &upstream); err != nil {
+			return nil, fmt.Errorf("device registration: %w", err)
+		}
+		var err error
+		if r.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if r.ExpiresAt, err = parseTime(expires); err != nil {
+			return nil, err
+		}
+		r.Upstream = upstream == 1
+		out = append(out, r)
+	}
+	return out, errors.Join(rows.Err())
+}
