@@ -58,6 +58,15 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"runtime: {memory_limit: lots}", "runtime.memory_limit"},
 		{"store: {path: ''}", "store.path"},
 		{"unknown_section: 1", "unknown_section"},
+		{"sip: {dns_server: 'no-port'}", "sip.dns_server"},
+		{"upstream: {ranges: [{prefix: '+47', mode: sometimes}]}", "upstream.ranges[0].mode"},
+		{"upstream: {ranges: [{prefix: '47', mode: routed}]}", "upstream.ranges[0].prefix"},
+		{"upstream: {ranges: [{prefix: '+47', mode: register}]}", "upstream.ranges[0].domain"},
+		{"upstream: {expires: 10s}", "upstream.expires"},
+		{"camara: {sinks: {allow_cidrs: ['10.0.0.0/33']}}", "camara.sinks.allow_cidrs[0]"},
+		{"camara: {base_path: 'camara/'}", "camara.base_path"},
+		{"camara: {registration: {default_ttl: 1s}}", "camara.registration.default_ttl"},
+		{"camara: {delivery: {workers: 0}}", "camara.delivery.workers"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.yaml))

@@ -15,6 +15,7 @@ type Config struct {
 	Routing       Routing       `yaml:"routing"`
 	Registrations Registrations `yaml:"registrations"`
 	Upstream      Upstream      `yaml:"upstream"`
+	CAMARA        CAMARA        `yaml:"camara"`
 	Auth          Auth          `yaml:"auth"`
 	HTTP          HTTP          `yaml:"http"`
 	GRPC          GRPC          `yaml:"grpc"`
@@ -119,6 +120,39 @@ type UpstreamRange struct {
 	Registrar string `yaml:"registrar"`
 	Domain    string `yaml:"domain"`
 	Realm     string `yaml:"realm"` // digest realm of the accounts; empty: any
+}
+
+// CAMARA configures the CAMARA WebRTC APIs and the delivery of their
+// events.
+type CAMARA struct {
+	BasePath      string          `yaml:"base_path"`      // prefix before /webrtc-registration/v0.3 etc.
+	SweepInterval time.Duration   `yaml:"sweep_interval"` // how often expiry of registrations and subscriptions is checked
+	Registration  CAMARARegPolicy `yaml:"registration"`
+	Sinks         CAMARASinks     `yaml:"sinks"`
+	Delivery      CAMARADelivery  `yaml:"delivery"`
+}
+
+// CAMARARegPolicy bounds the lifetime of a device registration.
+type CAMARARegPolicy struct {
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	MinTTL     time.Duration `yaml:"min_ttl"`
+	MaxTTL     time.Duration `yaml:"max_ttl"`
+}
+
+// CAMARASinks says which notification sinks subscriptions may name.
+type CAMARASinks struct {
+	AllowHTTPHosts []string `yaml:"allow_http_hosts"`
+	AllowCIDRs     []string `yaml:"allow_cidrs"`
+}
+
+// CAMARADelivery tunes the CloudEvents deliverer.
+type CAMARADelivery struct {
+	Workers     int           `yaml:"workers"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	MaxAge      time.Duration `yaml:"max_age"`
+	RetryMin    time.Duration `yaml:"retry_min"`
+	RetryMax    time.Duration `yaml:"retry_max"`
 }
 
 // Auth says which OAuth2 bearer tokens the APIs accept.

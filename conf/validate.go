@@ -2,6 +2,7 @@ package conf
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -111,6 +112,9 @@ func (c *Config) Validate() error {
 	if err := c.validateUpstream(); err != nil {
 		return err
 	}
+	if err := c.validateCAMARA(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}
@@ -213,6 +217,49 @@ func (c *Config) validateUpstream() error {
 		default:
 			return keyError(key+".mode", "want routed or register, got %q", r.Mode)
 		}
+	}
+	return nil
+}
+
+func (c *Config) validateCAMARA() error {
+	m := c.CAMARA
+	if m.BasePath != "" && (!strings.HasPrefix(m.BasePath, "/") || strings.HasSuffix(m.BasePath, "/") || strings.ContainsAny(m.BasePath, " ?#{}")) {
+		return keyError("camara.base_path", "want empty or a path such as /camara, got %q", m.BasePath)
+	}
+	if err := positive("camara.sweep_interval", m.SweepInterval); err != nil {
+		return err
+	}
+	r := m.Registration
+	if err := positive("camara.registration.min_ttl", r.MinTTL); err != nil {
+		return err
+	}
+	if r.DefaultTTL < r.MinTTL || r.DefaultTTL > r.MaxTTL {
+		return keyError("camara.registration.default_ttl", "want between min_ttl and max_ttl, got %s", r.DefaultTTL)
+	}
+	for i, h := range m.Sinks.AllowHTTPHosts {
+		if h == "" || strings.ContainsAny(h, " /:@") {
+			return keyError("camara.sinks.allow_http_hosts["+strconv.Itoa(i)+"]", "want a host name, got %q", h)
+		}
+	}
+	for i, p := range m.Sinks.AllowCIDRs {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return keyError("camara.sinks.allow_cidrs["+strconv.Itoa(i)+"]", "want a CIDR such as 10.0.0.0/8, got %q", p)
+		}
+	}
+	d := m.Delivery
+	if d.Workers < 1 || d.Workers > 1024 {
+		return keyError("camara.delivery.workers", "want 1 to 1024, got %d", d.Workers)
+	}
+	for key, v := range map[string]time.Duration{"camara.delivery.timeout": d.Timeout, "camara.delivery.retry_min": d.RetryMin, "camara.delivery.max_age": d.MaxAge} {
+		if err := positive(key, v); err != nil {
+			return err
+		}
+	}
+	if d.RetryMax < d.RetryMin {
+		return keyError("camara.delivery.retry_max", "must not be below retry_min")
+	}
+	if d.MaxAttempts < 1 {
+		return keyError("camara.delivery.max_attempts", "want at least 1, got %d", d.MaxAttempts)
 	}
 	return nil
 }
