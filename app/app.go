@@ -45,7 +45,7 @@ type App struct {
 	tasSources *registry.TASSources
 	upstream   *upstream.Client
 	accounts   *upstream.Accounts
-	verifier   *auth.Verifier
+	verifier   auth.TokenVerifier
 	devIssuer  *auth.DevIssuer
 	stopBg     context.CancelFunc // background loops (registration sweep)
 

@@ -16,7 +16,7 @@ import (
 
 // newVerifier builds the token verifier of cfg.Auth: the configured issuer's
 // keys, plus the dev issuer's when it is enabled.
-func newVerifier(c *conf.Config) (*auth.Verifier, *auth.DevIssuer, error) {
+func newVerifier(c *conf.Config) (auth.TokenVerifier, *auth.DevIssuer, error) {
 	cfg := c.Auth
 	v := &auth.Verifier{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway}
 	var dev *auth.DevIssuer
@@ -40,7 +40,12 @@ func newVerifier(c *conf.Config) (*auth.Verifier, *auth.DevIssuer, error) {
 		sources = append(sources, &auth.RemoteKeys{URL: cfg.JWKSURL, Refresh: cfg.JWKSRefresh})
 	}
 	v.Keys = sources
-	return v, dev, nil
+	tokens := auth.Tokens{JWT: v}
+	if in := cfg.Introspection; in.URL != "" {
+		tokens.Opaque = &auth.Introspector{URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
+			Audience: cfg.Audience, CacheTTL: in.CacheTTL}
+	}
+	return tokens, dev, nil
 }
 
 // multiKeys merges key sets: the dev issuer's and a real issuer's may both

@@ -164,6 +164,18 @@ type Auth struct {
 	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
 	Leeway      time.Duration `yaml:"leeway"`
 	DevIssuer   DevIssuer     `yaml:"dev_issuer"`
+	// Introspection checks opaque (non-JWT) tokens at the issuer's RFC
+	// 7662 endpoint; off when its URL is empty.
+	Introspection Introspection `yaml:"introspection"`
+}
+
+// Introspection is the issuer's token introspection endpoint and callpath's
+// client credentials for it.
+type Introspection struct {
+	URL          string        `yaml:"url"`
+	ClientID     string        `yaml:"client_id"`
+	ClientSecret string        `yaml:"client_secret"` // better from CALLPATH_AUTH_INTROSPECTION_CLIENT_SECRET
+	CacheTTL     time.Duration `yaml:"cache_ttl"`
 }
 
 // DevIssuer is callpath's own token issuer for labs and tests.

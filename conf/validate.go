@@ -170,6 +170,18 @@ func (c *Config) validateRegistrationsAndAuth() error {
 	if a.JWKSURL == "" && a.JWKSFile == "" && !a.DevIssuer.Enabled {
 		return keyError("auth.jwks_url", "no token keys: set jwks_url or jwks_file, or enable auth.dev_issuer")
 	}
+	if in := a.Introspection; in.URL != "" {
+		u, err := url.Parse(in.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return keyError("auth.introspection.url", "want an https:// URL, got %q", in.URL)
+		}
+		if in.ClientID == "" || in.ClientSecret == "" {
+			return keyError("auth.introspection.client_id", "introspection needs client_id and client_secret")
+		}
+		if in.CacheTTL < 0 {
+			return keyError("auth.introspection.cache_ttl", "must not be negative")
+		}
+	}
 	if err := positive("auth.jwks_refresh", a.JWKSRefresh); err != nil {
 		return err
 	}
