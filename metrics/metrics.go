@@ -20,13 +20,14 @@ type Registry struct {
 	SIP      *SIP
 	Breakout *Breakout
 	Upstream *Upstream
+	CAMARA   *CAMARA
 }
 
 // New builds a registry with the Go and process collectors and the SIP series.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg), Upstream: newUpstream(reg)}
+	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg), Upstream: newUpstream(reg), CAMARA: newCAMARA(reg)}
 }
 
 // Prometheus exposes the underlying registry for packages that add their own series.
