@@ -25,5 +25,7 @@ func TestMain(m *testing.M) {
 	// gateway sends WebRTC-sized SDP over UDP as fragments, and so must the
 	// test phones that talk to it.
 	sip.UDPMTUSize = 65507 + 200
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinary()
+	os.Exit(code)
 }
