@@ -134,7 +134,8 @@ func (s *Service) Get(ctx context.Context, number, id string) (Registration, err
 	return r, nil
 }
 
-// Refresh extends a live registration: from now, not from its old expiry.
+// Refresh extends a live registration: from now, not from its old expiry
+// (webrtc-registration r2.2's refresh algorithm).
 func (s *Service) Refresh(ctx context.Context, number, id string, requested time.Time) (Registration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,7 +143,13 @@ func (s *Service) Refresh(ctx context.Context, number, id string, requested time
 	if err != nil {
 		return Registration{}, err
 	}
-	if r.ExpiresAt, err = s.expiry(s.now(), requested); err != nil {
+	now := s.now()
+	if r.ExpiresAt, err = s.expiry(now, requested); errors.Is(err, ErrOutOfRange) {
+		// r2.2: a refresh asking for less than the minimum gets the
+		// server's own policy rather than an error.
+		r.ExpiresAt, err = s.expiry(now, time.Time{})
+	}
+	if err != nil {
 		return Registration{}, err
 	}
 	if r.Upstream && s.Upstream != nil {

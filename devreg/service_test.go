@@ -111,6 +111,9 @@ func TestCreateRefreshDelete(t *testing.T) {
 	if err != nil || !refreshed.ExpiresAt.Equal(c.now.Add(time.Hour)) {
 		t.Fatalf("refresh from now: %+v, %v", refreshed, err)
 	}
+	if refreshed, err := s.Refresh(ctx, alice, r.ID, c.now.Add(time.Second)); err != nil || !refreshed.ExpiresAt.Equal(c.now.Add(time.Hour)) {
+		t.Fatalf("refresh asking below the minimum gets the default: %+v, %v", refreshed, err)
+	}
 	if err := s.Delete(ctx, alice, r.ID); err != nil {
 		t.Fatal(err)
 	}
