@@ -1,0 +1,36 @@
+// Package camara serves the CAMARA WebRTC REST APIs (release r2.2) in front
+// of callpath: the common HTTP layer every API shares (CAMARA error bodies,
+// x-correlator, router 404/405, JSON bodies, bearer tokens and scopes) and,
+// so far, webrtc-events subscriptions with their CloudEvents written to the
+// store's outbox in the same transaction as the state change (DESIGN §5).
+//
+// Decisions where the specs leave room (see also the report in the issue):
+//
+//   - A subscription of another subscriber answers 404 NOT_FOUND, exactly
+//     like an unknown id: DESIGN §5 asks never to leak existence, and the
+//     Gherkin tests want 404 for unknown ids, so 403 for foreign ids would
+//     leak. The choice is made once, in checkOwner.
+//   - Every webrtc-events operation needs a subscriber (the token's
+//     phone_number). Without one: POST answers 422 MISSING_IDENTIFIER (the
+//     spec's own case for it), the other operations 403 PERMISSION_DENIED
+//     (they document no 422).
+//   - Request bodies: a Content-Type other than JSON (application/json or
+//     application/*+json) is 415 UNSUPPORTED_MEDIA_TYPE; a missing
+//     Content-Type is read as JSON. A body over MaxBodyBytes (64 KiB) is 400
+//     INVALID_ARGUMENT (413 is not among the statuses the specs declare).
+//     Unknown fields are ignored.
+//   - An Accept header that rules out application/json is 406 NOT_ACCEPTABLE.
+//   - An invalid x-correlator is refused (400 INVALID_ARGUMENT) and, being
+//     invalid, not echoed; a valid one is echoed on every response.
+//   - Subscriptions are created synchronously: 201 with status ACTIVE
+//     (ACTIVATION_REQUESTED/202 is never used). They end with status
+//     DELETED (SUBSCRIPTION_DELETED, NETWORK_TERMINATED) or EXPIRED
+//     (SUBSCRIPTION_EXPIRED, ACCESS_TOKEN_EXPIRED, MAX_EVENTS_REACHED),
+//     stay readable for EventsConfig.Retention, and a DELETE or PUT of an
+//     ended one is 404. Every end path enqueues one subscription-ended.
+//   - Without subscriptionExpireTime a subscription lives DefaultTTL;
+//     a requested one is capped at MaxTTL, one in the past is 400
+//     OUT_OF_RANGE. types holds exactly one type (r2.2 maxItems 1).
+//   - PUT /subscriptions/{id} (main's refresh) is served only with
+//     EventsConfig.EnableUpdate, since r2.2 does not define it.
+package camara
