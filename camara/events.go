@@ -291,45 +291,11 @@ type Event struct {
 // is followed by subscription-ended (MAX_EVENTS_REACHED). It returns how
 // many subscriptions got the event.
 func (e *Events) Publish(ctx context.Context, ev Event) (int, error) {
-	now := e.cfg.Now()
 	sent := 0
 	err := e.cfg.DB.Update(ctx, func(tx *store.Tx) error {
-		sent = 0
-		subs, err := tx.ActiveSubscriptions(ev.PhoneNumber, ev.Type, now)
-		if err != nil {
-			return err
-		}
-		for _, s := range subs {
-			if ev.RegistrationID != "" && s.RegistrationID != "" && s.RegistrationID != ev.RegistrationID ||
-				ev.SessionID != "" && s.SessionID != "" && s.SessionID != ev.SessionID {
-				continue
-			}
-			n, ok, err := tx.CountSubscriptionEvent(s.ID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			data, err := withSubscriptionID(ev.Data, s.ID)
-			if err != nil {
-				return fmt.Errorf("event data: %w", err)
-			}
-			oe, err := outboxEvent(e.cfg.Source, s, ev.Type, data, now)
-			if err != nil {
-				return err
-			}
-			if err := tx.Enqueue(oe); err != nil {
-				return err
-			}
-			sent++
-			if s.MaxEvents > 0 && n >= s.MaxEvents {
-				if _, err := e.endTx(tx, s, ReasonMaxEventsReached, "Maximum number of events reached", now); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		var err error
+		sent, err = e.PublishTx(tx, ev)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -339,3 +305,49 @@ func (e *Events) Publish(ctx context.Context, ev Event) (int, error) {
 	}
 	return sent, nil
 }
+
+// PublishTx is Publish inside a caller's transaction, for a state change
+// and its event that must commit together; the caller calls Notify once
+// the transaction has committed.
+func (e *Events) PublishTx(tx *store.Tx, ev Event) (int, error) {
+	now := e.cfg.Now()
+	sent := 0
+	subs, err := tx.ActiveSubscriptions(ev.PhoneNumber, ev.Type, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range subs {
+		if ev.RegistrationID != "" && s.RegistrationID != "" && s.RegistrationID != ev.RegistrationID ||
+			ev.SessionID != "" && s.SessionID != "" && s.SessionID != ev.SessionID {
+			continue
+		}
+		n, ok, err := tx.CountSubscriptionEvent(s.ID)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			continue
+		}
+		data, err := withSubscriptionID(ev.Data, s.ID)
+		if err != nil {
+			return 0, fmt.Errorf("event data: %w", err)
+		}
+		oe, err := outboxEvent(e.cfg.Source, s, ev.Type, data, now)
+		if err != nil {
+			return 0, err
+		}
+		if err := tx.Enqueue(oe); err != nil {
+			return 0, err
+		}
+		sent++
+		if s.MaxEvents > 0 && n >= s.MaxEvents {
+			if _, err := e.endTx(tx, s, ReasonMaxEventsReached, "Maximum number of events reached", now); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return sent, nil
+}
+
+// Notify wakes the deliverer (after a PublishTx transaction committed).
+func (e *Events) Notify() { e.notify() }

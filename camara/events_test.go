@@ -77,7 +77,7 @@ func newFixture(t *testing.T, opts ...func(*EventsConfig)) *fixture {
 	}
 	srv := httptest.NewServer(f.events.Handler())
 	t.Cleanup(srv.Close)
-	f.c = &client{t: t, base: srv.URL + defaultEventsBasePath, spec: newSpecChecker(t, srv.URL, defaultEventsBasePath)}
+	f.c = &client{t: t, base: srv.URL + defaultEventsBasePath, spec: newSpecChecker(t, loadEventsSpec(t), srv.URL, defaultEventsBasePath)}
 	return f
 }
 

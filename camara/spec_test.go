@@ -31,33 +31,40 @@ func specDir() string {
 }
 
 var (
-	eventsSpecOnce sync.Once
-	eventsSpec     *openapi3.T
-	eventsSpecErr  error
+	specMu    sync.Mutex
+	specCache = map[string]*openapi3.T{}
 )
+
+// loadSpec loads one CAMARA OpenAPI file, applies fix (its documented r2.2
+// bugs, in the test loader only) and checks it, once per test binary.
+func loadSpec(t *testing.T, name string, fix func(*openapi3.T) error) *openapi3.T {
+	t.Helper()
+	specMu.Lock()
+	defer specMu.Unlock()
+	if doc, ok := specCache[name]; ok {
+		return doc
+	}
+	doc, err := openapi3.NewLoader().LoadFromFile(filepath.Join(specDir(), name))
+	if err == nil && fix != nil {
+		err = fix(doc)
+	}
+	if err == nil {
+		err = doc.Validate(context.Background())
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	specCache[name] = doc
+	return doc
+}
 
 // loadEventsSpec loads webrtc-events.yaml (r2.2) with one fix: the r2.2
 // EventSessionStatus requires mediaSessionId and status on the CloudEvent
 // envelope instead of in data (notes §5; upstream PR #183); the fix
 // requires data instead, whose MediaSessionStatusUpdate schema already
-// requires both. Nothing else needs fixing for kin-openapi (the deviceId
-// "pattern: uuid" bug is in webrtc-registration.yaml only).
+// requires both.
 func loadEventsSpec(t *testing.T) *openapi3.T {
-	t.Helper()
-	eventsSpecOnce.Do(func() {
-		l := openapi3.NewLoader()
-		eventsSpec, eventsSpecErr = l.LoadFromFile(filepath.Join(specDir(), "webrtc-events.yaml"))
-		if eventsSpecErr == nil {
-			eventsSpecErr = fixSessionStatusEnvelope(eventsSpec)
-		}
-		if eventsSpecErr == nil {
-			eventsSpecErr = eventsSpec.Validate(context.Background())
-		}
-	})
-	if eventsSpecErr != nil {
-		t.Fatalf("webrtc-events.yaml: %v", eventsSpecErr)
-	}
-	return eventsSpec
+	return loadSpec(t, "webrtc-events.yaml", fixSessionStatusEnvelope)
 }
 
 func fixSessionStatusEnvelope(doc *openapi3.T) error {
@@ -79,9 +86,8 @@ type specChecker struct {
 	router routers.Router
 }
 
-func newSpecChecker(t *testing.T, serverURL, basePath string) *specChecker {
+func newSpecChecker(t *testing.T, src *openapi3.T, serverURL, basePath string) *specChecker {
 	t.Helper()
-	src := loadEventsSpec(t)
 	// A shallow copy with the test server as the only server, for routing.
 	doc := *src
 	doc.Servers = openapi3.Servers{{URL: serverURL + basePath}}
@@ -120,7 +126,7 @@ func (c *specChecker) validate(req *http.Request, resp *http.Response, body []by
 			Header: resp.Header, Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}}
 		out.SetBodyBytes(body)
 		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-			errs = append(errs, fmt.Errorf("not valid per webrtc-events.yaml: %w", err))
+			errs = append(errs, fmt.Errorf("not valid per the spec: %w", err))
 		}
 		return errs
 	}
@@ -259,7 +265,7 @@ func (c *client) do(method, path, token string, body any, headers ...string) rep
 // The checker itself: responses that break the spec are caught.
 func TestSpecCheckerCatchesBadResponses(t *testing.T) {
 	const base = "http://127.0.0.1:1"
-	c := newSpecChecker(t, base, defaultEventsBasePath)
+	c := newSpecChecker(t, loadEventsSpec(t), base, defaultEventsBasePath)
 	req := func(method, path, corr string) *http.Request {
 		r, _ := http.NewRequest(method, base+defaultEventsBasePath+path, nil)
 		if corr != "" {
