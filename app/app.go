@@ -45,6 +45,8 @@ type App struct {
 	tasSources *registry.TASSources
 	upstream   *upstream.Client
 	accounts   *upstream.Accounts
+	camara     *camaraStack
+	bgWG       sync.WaitGroup // background work that uses the store
 	verifier   auth.TokenVerifier
 	devIssuer  *auth.DevIssuer
 	stopBg     context.CancelFunc // background loops (registration sweep)
@@ -110,6 +112,10 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 		return nil, err
 	}
 	a.accounts = &upstream.Accounts{Client: a.upstream, Ranges: upstreamRanges(cfg), Store: a.db}
+	if a.camara, err = a.newCAMARA(cfg); err != nil {
+		a.closeStore()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -180,6 +186,14 @@ func (a *App) Start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	a.stopBg = stop
 	go a.sweepRegistrations(bg, a.cfg.Registrations.SweepInterval)
+	camaraErr := func(what string, err error) { a.log.WithError(err).Warn(what + " failed") }
+	a.bgWG.Add(1)
+	go func() {
+		defer a.bgWG.Done()
+		a.camara.run(bg, a.cfg.CAMARA.SweepInterval, camaraErr)
+	}()
+	unwatch := a.camara.watchUpstream(bg, a.upstream, camaraErr)
+	go func() { <-bg.Done(); unwatch() }()
 	if n, err := a.accounts.Restore(ctx); err != nil {
 		a.log.WithError(err).Warn("registering stored upstream accounts failed")
 	} else if n > 0 {
@@ -287,6 +301,7 @@ func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Dur
 		if a.stopBg != nil {
 			a.stopBg()
 		}
+		a.bgWG.Wait()      // the deliverer drains before the store closes
 		a.upstream.Close() // bindings lapse by themselves; a restart registers again
 		var errs []error
 		errs = append(errs, a.sip.Close())

@@ -143,6 +143,7 @@ type CAMARARegPolicy struct {
 type CAMARASinks struct {
 	AllowHTTPHosts []string `yaml:"allow_http_hosts"`
 	AllowCIDRs     []string `yaml:"allow_cidrs"`
+	CAFile         string   `yaml:"ca_file"` // PEM bundle trusted for sinks; empty: the system's CAs
 }
 
 // CAMARADelivery tunes the CloudEvents deliverer.

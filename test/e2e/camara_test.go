@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"callpath/auth"
+	"callpath/internal/sinktest"
+)
+
+const (
+	regBase    = "/webrtc-registration/v0.3"
+	eventsBase = "/webrtc-events/v0.2"
+	typeEnds   = "org.camaraproject.webrtc-events.v0.registration-ends"
+	typeEnded  = "org.camaraproject.webrtc-events.v0.subscription-ended"
+)
+
+// camaraConfig lets sinks on loopback be used (the test sink) and makes
+// registrations short and their expiry checked often.
+func camaraConfig(sink *sinktest.Sink) string {
+	return fmt.Sprintf(`camara:
+  sweep_interval: 50ms
+  registration: {min_ttl: 1s, default_ttl: 3600s}
+  sinks: {allow_cidrs: ["127.0.0.0/8"], ca_file: %q}
+  delivery: {retry_min: 50ms, retry_max: 200ms}
+`, sink.CA.CAFile)
+}
+
+// camaraClient calls the CAMARA APIs of one gateway as one subscriber.
+type camaraClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func newCAMARAClient(t *testing.T, httpAddr string, issuer *auth.DevIssuer, number string) *camaraClient {
+	t.Helper()
+	tok, err := issuer.Mint(auth.Token{Subject: "app-" + number, PhoneNumber: number, TTL: time.Hour, Scopes: []string{
+		"webrtc-registration:sessions:create", "webrtc-registration:sessions:write", "webrtc-registration:sessions:delete",
+		"webrtc-events:" + typeEnds + ":create", "webrtc-events:read", "webrtc-events:delete",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &camaraClient{t: t, base: "http://" + httpAddr, token: tok}
+}
+
+func (c *camaraClient) do(method, path string, body any) (int, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// register creates a device registration ending at expires (zero: the
+// default) and returns its id.
+func (c *camaraClient) register(device string, expires time.Time) string {
+	c.t.Helper()
+	body := map[string]any{"deviceId": device}
+	if !expires.IsZero() {
+		body["registrationExpireTime"] = expires.UTC().Format(time.RFC3339Nano)
+	}
+	code, out := c.do("POST", regBase+"/sessions", body)
+	if code != http.StatusOK {
+		c.t.Fatalf("register: %d %v", code, out)
+	}
+	return out["registrationId"].(string)
+}
+
+// subscribe subscribes to registration-ends of registration regID at sink.
+func (c *camaraClient) subscribe(sink *sinktest.Sink, regID, sinkToken string) string {
+	c.t.Helper()
+	code, out := c.do("POST", eventsBase+"/subscriptions", map[string]any{
+		"protocol": "HTTP", "sink": sink.URL, "types": []string{typeEnds},
+		"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": sinkToken,
+			"accessTokenExpiresUtc": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
+		"config": map[string]any{"subscriptionDetail": map[string]any{"registrationId": regID}},
+	})
+	if code != http.StatusCreated {
+		c.t.Fatalf("subscribe: %d %v", code, out)
+	}
+	return out["id"].(string)
+}
+
+// A device registers, subscribes to registration-ends at an HTTPS sink,
+// and lets the registration expire: the sink gets the CloudEvent with the
+// subscription's bearer token, after failing three times first. Deleting
+// the subscription sends subscription-ended.
+func TestRegistrationEndsReachTheSink(t *testing.T) {
+	sink := sinktest.Start(t)
+	gw := startGateway(t, "127.0.0.1:9", camaraConfig(sink))
+	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
+
+	regID := c.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Now().Add(1500*time.Millisecond))
+	subID := c.subscribe(sink, regID, "sink-secret")
+	sink.FailNext(3)
+
+	ev := sink.WaitEvents(1, 10*time.Second)[0]
+	if ev.Type != typeEnds || ev.SpecVersion != "1.0" || ev.ContentType != "application/cloudevents+json" ||
+		ev.Authorization != "Bearer sink-secret" {
+		t.Fatalf("event %+v", ev)
+	}
+	var data map[string]any
+	_ = json.Unmarshal(ev.Data, &data)
+	if data["registrationId"] != regID || data["terminationReason"] != "REGISTRATION_EXPIRED" || data["subscriptionId"] != subID {
+		t.Fatalf("data %v", data)
+	}
+	if sink.Posts() != 4 {
+		t.Errorf("%d POSTs, want 3 refused and 1 accepted", sink.Posts())
+	}
+	if code, _ := c.do("PUT", regBase+"/sessions/"+regID, nil); code != http.StatusNotFound {
+		t.Errorf("refresh of an expired registration: %d", code)
+	}
+
+	if code, out := c.do("DELETE", eventsBase+"/subscriptions/"+subID, nil); code != http.StatusAccepted && code != http.StatusNoContent {
+		t.Fatalf("delete subscription: %d %v", code, out)
+	}
+	evs := sink.WaitEvents(2, 10*time.Second)
+	if evs[1].Type != typeEnded {
+		t.Fatalf("second event %+v", evs[1])
+	}
+	for _, series := range []string{`callpath_events_deliveries_total{outcome="delivered"} 2`, `callpath_events_deliveries_total{outcome="retry"} 3`} {
+		name, want, _ := strings.Cut(series, " ")
+		eventually(t, 5*time.Second, series, func() bool { return gw.metric(name) == want })
+	}
+	if got := gw.metric(`callpath_camara_requests_total{api="webrtc-registration",code="200",operation="POST /webrtc-registration/v0.3/sessions"}`); got != "1" {
+		t.Errorf("request metric %q", got)
+	}
+}
+
+// A sink on a loopback address is refused unless the operator allows it.
+func TestLoopbackSinkRefusedByDefault(t *testing.T) {
+	sink := sinktest.Start(t)
+	gw := startGateway(t, "127.0.0.1:9", "")
+	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
+	regID := c.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Time{})
+	code, out := c.do("POST", eventsBase+"/subscriptions", map[string]any{
+		"protocol": "HTTP", "sink": sink.URL, "types": []string{typeEnds},
+		"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": "t",
+			"accessTokenExpiresUtc": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
+		"config": map[string]any{"subscriptionDetail": map[string]any{"registrationId": regID}},
+	})
+	if code != http.StatusBadRequest || out["code"] != "INVALID_SINK" {
+		t.Fatalf("loopback sink: %d %v", code, out)
+	}
+}
