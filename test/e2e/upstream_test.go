@@ -16,7 +16,9 @@ import (
 
 	"callpath/auth"
 	"callpath/internal/kamailiotest"
+	"callpath/internal/sinktest"
 	"callpath/internal/siptest"
+	"callpath/upstream"
 )
 
 // Interop with Kamailio as the telco's registrar (digest authentication,
@@ -198,5 +200,37 @@ func registerOtherDevice(ctx context.Context, t *testing.T, kam *kamailiotest.Re
 	}
 	if res.StatusCode != 200 {
 		t.Fatalf("other device: %d %s", res.StatusCode, res.Reason)
+	}
+}
+
+// A device registration of a number the telco registers: when Kamailio
+// stops answering and the binding lapses, the registration ends with
+// registration-ends NETWORK_TERMINATED at the subscriber's sink.
+func TestRegistrationEndsWhenTheRegistrarDropsIt(t *testing.T) {
+	kam := kamailiotest.Start(t, kamailiotest.Options{MinExpires: 1, MaxExpires: 4, Debug: 1})
+	sink := sinktest.Start(t)
+	gw := startGateway(t, "127.0.0.1:9", fmt.Sprintf(`upstream:
+  ranges: [{prefix: "+4790", mode: register, domain: "callpath.test", registrar: %q}]
+`, kam.URI())+camaraConfig(sink))
+	const number = "+4790000001"
+	if err := gw.app.Store().PutCredentials(context.Background(), upstream.Credentials{Number: number, Password: kamailiotest.Password(number)}); err != nil {
+		t.Fatal(err)
+	}
+	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), number)
+	regID := c.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eventually(t, 5*time.Second, "the number registered at Kamailio", func() bool {
+		cs, err := kam.Contacts(ctx, number)
+		return err == nil && len(cs) == 1
+	})
+	c.subscribe(sink, regID, "tok")
+
+	kam.Stop()
+	ev := sink.WaitEvents(1, 25*time.Second)[0]
+	var data map[string]any
+	_ = json.Unmarshal(ev.Data, &data)
+	if ev.Type != typeEnds || data["registrationId"] != regID || data["terminationReason"] != "NETWORK_TERMINATED" {
+		t.Fatalf("event %s %v", ev.Type, data)
 	}
 }
