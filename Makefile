@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 100000x  # a count: see .ci/run for why not a duration
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test deps lint fuzz bench bench-sip bench-hold bench-register proto clean
+.PHONY: run build test deps lint fuzz bench bench-sip bench-hold bench-register bench-api proto clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -43,6 +43,10 @@ bench-sip: deps      ## SIPp load through Kamailio, callpath and callpath with F
 bench-register: deps ## 10,000 upstream registrations kept alive against Kamailio (see BENCHMARKS.md)
 	$(GO) build -o bin/callpath-bench ./cmd/callpath
 	./bench/register.sh --callpath-cmd bin/callpath-bench $(BENCH_REGISTER_ARGS)
+
+bench-api:           ## CAMARA API durable creates vs a bare net/http + SQLite handler (see BENCHMARKS.md)
+	$(GO) build -o bin/callpath-bench ./cmd/callpath
+	./bench/api.sh --callpath-cmd bin/callpath-bench $(BENCH_API_ARGS)
 
 bench-hold:          ## memory per established call, 10,000 calls held
 	./bench/hold.sh $(BENCH_HOLD_ARGS)

@@ -59,8 +59,8 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 	var err error
 	c.events, err = camara.NewEvents(camara.EventsConfig{
 		DB: a.db, Verifier: a.verifier, BasePath: m.BasePath + eventsPath,
-		ValidateSink: policy.ValidateSink,
-		Notify:       func() { c.deliverer.Notify() },
+		ValidateSink: policy.ValidateSink, MaxPerSubscriber: m.MaxSubscriptions,
+		Notify: func() { c.deliverer.Notify() },
 		CheckRegistration: func(ctx context.Context, number, id string) error {
 			if _, err := c.devices.Get(ctx, number, id); err != nil {
 				return camara.ErrSubscriptionMismatch

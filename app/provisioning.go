@@ -45,7 +45,7 @@ func newVerifier(c *conf.Config) (auth.TokenVerifier, *auth.DevIssuer, error) {
 		tokens.Opaque = &auth.Introspector{URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
 			Audience: cfg.Audience, CacheTTL: in.CacheTTL}
 	}
-	return tokens, dev, nil
+	return &auth.Cached{Inner: tokens}, dev, nil
 }
 
 // multiKeys merges key sets: the dev issuer's and a real issuer's may both

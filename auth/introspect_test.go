@@ -81,3 +81,42 @@ func TestIntrospection(t *testing.T) {
 		t.Errorf("opaque token without introspection: %v", err)
 	}
 }
+
+// A verified token is answered from the cache until it expires; then it is
+// checked again, and refused.
+func TestCachedVerifier(t *testing.T) {
+	now := time.Now()
+	d, v := newDev(t)
+	counting := &countingVerifier{inner: v}
+	c := &Cached{Inner: counting, Now: func() time.Time { return now }}
+	tok, err := d.Mint(Token{Subject: "u", Scopes: []string{"s"}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if cl, err := c.Verify(context.Background(), tok); err != nil || cl.Subject != "u" {
+			t.Fatalf("verify: %+v, %v", cl, err)
+		}
+	}
+	if counting.n != 1 {
+		t.Fatalf("inner verifier called %d times, want once", counting.n)
+	}
+	if _, err := c.Verify(context.Background(), "garbage"); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("garbage: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	v.Now = func() time.Time { return now }
+	if _, err := c.Verify(context.Background(), tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired token still accepted: %v", err)
+	}
+}
+
+type countingVerifier struct {
+	inner TokenVerifier
+	n     int
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, tok string) (Claims, error) {
+	c.n++
+	return c.inner.Verify(ctx, tok)
+}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,7 @@ func main() {
 	dur := flag.Duration("d", 20*time.Second, "duration")
 	want := flag.Int("expect", 0, "expected status (0: any 2xx)")
 	asJSON := flag.Bool("json", false, "print JSON")
+	reqFile := flag.String("requests", "", "file of 'token<TAB>body' lines, used in turn (many subscribers); overrides -body")
 	var hs headers
 	flag.Var(&hs, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -49,6 +51,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "apiload: -url is required")
 		os.Exit(2)
 	}
+	type variant struct{ token, body string }
+	var variants []variant
+	if *reqFile != "" {
+		data, err := os.ReadFile(*reqFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "apiload:", err)
+			os.Exit(2)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			tok, b, ok := strings.Cut(line, "\t")
+			if ok {
+				variants = append(variants, variant{tok, b})
+			}
+		}
+	}
+	var next atomic.Int64
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}, Timeout: 30 * time.Second}
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -64,11 +82,20 @@ func main() {
 			errs := 0
 			seen := map[int]int{}
 			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest(http.MethodPost, *url, bytes.NewBufferString(*body))
+				b := *body
+				var tok string
+				if len(variants) > 0 {
+					v := variants[int(next.Add(1))%len(variants)]
+					b, tok = v.body, v.token
+				}
+				req, _ := http.NewRequest(http.MethodPost, *url, bytes.NewBufferString(b))
 				req.Header.Set("Content-Type", "application/json")
 				for _, h := range hs {
 					k, v, _ := strings.Cut(h, ":")
 					req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+				}
+				if tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
 				}
 				t0 := time.Now()
 				r, err := client.Do(req)
