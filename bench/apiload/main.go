@@ -123,7 +123,7 @@ func main() {
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
 	res.Requests = len(lat)
-	res.RPS = float64(res.Requests) / res.Seconds
+	res.RPS = float64(res.Requests-res.Errors) / res.Seconds
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		if len(lat) == 0 {
