@@ -128,8 +128,11 @@ type CAMARA struct {
 	BasePath      string          `yaml:"base_path"`      // prefix before /webrtc-registration/v0.3 etc.
 	SweepInterval time.Duration   `yaml:"sweep_interval"` // how often expiry of registrations and subscriptions is checked
 	Registration  CAMARARegPolicy `yaml:"registration"`
-	Sinks         CAMARASinks     `yaml:"sinks"`
-	Delivery      CAMARADelivery  `yaml:"delivery"`
+	// MaxSubscriptions caps the active event subscriptions of one
+	// subscriber (more are 429 QUOTA_EXCEEDED).
+	MaxSubscriptions int            `yaml:"max_subscriptions"`
+	Sinks            CAMARASinks    `yaml:"sinks"`
+	Delivery         CAMARADelivery `yaml:"delivery"`
 }
 
 // CAMARARegPolicy bounds the lifetime of a device registration.

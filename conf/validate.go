@@ -241,6 +241,9 @@ func (c *Config) validateCAMARA() error {
 	if err := positive("camara.sweep_interval", m.SweepInterval); err != nil {
 		return err
 	}
+	if m.MaxSubscriptions < 1 {
+		return keyError("camara.max_subscriptions", "want at least 1, got %d", m.MaxSubscriptions)
+	}
 	r := m.Registration
 	if err := positive("camara.registration.min_ttl", r.MinTTL); err != nil {
 		return err

@@ -49,7 +49,10 @@ func main() {
 			fail(err)
 		}
 		if *kind == "registration" {
-			lines = append(lines, tok+"\t"+`{"deviceId":"`+device+`"}`)
+			// Another device of the subscriber: the one the subscriptions
+			// name stays registered while this one is registered again.
+			other := fmt.Sprintf("1c6f5f2e-7f5c-4c1e-9a5b-%012d", i)
+			lines = append(lines, tok+"\t"+`{"deviceId":"`+other+`"}`)
 			continue
 		}
 		reg, err := register(*api, tok, device)
