@@ -25,7 +25,7 @@ const (
 )
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	events *Events
 	issuer *auth.DevIssuer
@@ -33,7 +33,7 @@ type fixture struct {
 	notify atomic.Int64
 }
 
-func newFixture(t *testing.T, opts ...func(*EventsConfig)) *fixture {
+func newFixture(t testing.TB, opts ...func(*EventsConfig)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

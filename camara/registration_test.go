@@ -17,7 +17,7 @@ import (
 // loadRegistrationSpec loads webrtc-registration.yaml (r2.2) with its
 // documented bug fixed in the loader only: deviceId's "pattern: uuid" is a
 // regular expression for the word "uuid"; it is meant as format uuid.
-func loadRegistrationSpec(t *testing.T) *openapi3.T {
+func loadRegistrationSpec(t testing.TB) *openapi3.T {
 	return loadSpec(t, "webrtc-registration.yaml", func(doc *openapi3.T) error {
 		ref := doc.Components.Schemas["regSessionRequest"]
 		if ref == nil || ref.Value.Properties["deviceId"] == nil || ref.Value.Properties["deviceId"].Value.Pattern != "uuid" {
@@ -46,7 +46,7 @@ type regFixture struct {
 	rc      *client
 }
 
-func newRegFixture(t *testing.T) *regFixture {
+func newRegFixture(t testing.TB) *regFixture {
 	t.Helper()
 	f := &regFixture{fixture: newFixture(t), clock: time.Now().UTC()}
 	f.devices = &devreg.Service{
@@ -184,7 +184,7 @@ func TestRegistrationExpiryReachesSubscribers(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, body []byte, v any) {
+func decode(t testing.TB, body []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(body, v); err != nil {
 		t.Fatalf("%s: %v", body, err)

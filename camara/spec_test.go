@@ -37,7 +37,7 @@ var (
 
 // loadSpec loads one CAMARA OpenAPI file, applies fix (its documented r2.2
 // bugs, in the test loader only) and checks it, once per test binary.
-func loadSpec(t *testing.T, name string, fix func(*openapi3.T) error) *openapi3.T {
+func loadSpec(t testing.TB, name string, fix func(*openapi3.T) error) *openapi3.T {
 	t.Helper()
 	specMu.Lock()
 	defer specMu.Unlock()
@@ -63,7 +63,7 @@ func loadSpec(t *testing.T, name string, fix func(*openapi3.T) error) *openapi3.
 // envelope instead of in data (notes §5; upstream PR #183); the fix
 // requires data instead, whose MediaSessionStatusUpdate schema already
 // requires both.
-func loadEventsSpec(t *testing.T) *openapi3.T {
+func loadEventsSpec(t testing.TB) *openapi3.T {
 	return loadSpec(t, "webrtc-events.yaml", fixSessionStatusEnvelope)
 }
 
@@ -86,7 +86,7 @@ type specChecker struct {
 	router routers.Router
 }
 
-func newSpecChecker(t *testing.T, src *openapi3.T, serverURL, basePath string) *specChecker {
+func newSpecChecker(t testing.TB, src *openapi3.T, serverURL, basePath string) *specChecker {
 	t.Helper()
 	// A shallow copy with the test server as the only server, for routing.
 	doc := *src
@@ -99,7 +99,7 @@ func newSpecChecker(t *testing.T, src *openapi3.T, serverURL, basePath string) *
 }
 
 // check validates one exchange and reports what is wrong with it.
-func (c *specChecker) check(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+func (c *specChecker) check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	for _, err := range c.validate(req, resp, body) {
 		t.Errorf("%s %s -> %d %s: %v", req.Method, req.URL.Path, resp.StatusCode, body, err)
@@ -168,7 +168,7 @@ func (c *specChecker) validate(req *http.Request, resp *http.Response, body []by
 
 // checkEvent validates a CloudEvent body against the spec's schema for
 // its type.
-func (c *specChecker) checkEvent(t *testing.T, body []byte) map[string]any {
+func (c *specChecker) checkEvent(t testing.TB, body []byte) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(body, &v); err != nil {
@@ -191,7 +191,7 @@ func (c *specChecker) checkEvent(t *testing.T, body []byte) map[string]any {
 
 // client sends requests to a test server and checks every response.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string // server URL + base path
 	spec *specChecker
 }
