@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ func main() {
 	n := flag.Int("n", 50000, "events")
 	sinks := flag.Int("sinks", 64, "sinks (distinct URLs; each delivered in order, one at a time)")
 	workers := flag.Int("workers", delivery.DefaultWorkers, "deliverer workers")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the delivery here")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "eventload")
@@ -94,6 +96,16 @@ func main() {
 		Policy:  delivery.SinkPolicy{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
 		RootCAs: pool, Workers: *workers, Logger: logrus.NewEntry(quiet),
 	})
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	start := time.Now()
