@@ -89,6 +89,7 @@ func (a *App) provisioningRoutes(mux *http.ServeMux) {
 	(&provisioning.REST{Registry: a.registry, Verifier: a.verifier, Log: a.log.WithField("component", "provisioning")}).Routes(mux)
 	provisioning.ExplainRoutes(mux, a.breakout, a.verifier)
 	provisioning.UpstreamRoutes(mux, a.accounts, a.verifier)
+	provisioning.DeadLetterRoutes(mux, a.db, a.verifier)
 }
 
 // sweepRegistrations removes expired registrations every interval until ctx

@@ -37,6 +37,7 @@ type Sink struct {
 	events []Event
 	fail   int // answer the next fail requests 503
 	gone   bool
+	refuse bool
 	hold   chan struct{} // non-nil: requests wait until it is closed
 	notify chan struct{}
 	srv    *http.Server
@@ -92,6 +93,9 @@ func (s *Sink) handle(w http.ResponseWriter, r *http.Request) {
 	case s.gone:
 		w.WriteHeader(http.StatusGone)
 		return
+	case s.refuse:
+		w.WriteHeader(http.StatusBadRequest)
+		return
 	case s.fail > 0:
 		s.fail--
 		w.Header().Set("Retry-After", "0")
@@ -131,6 +135,13 @@ func (s *Sink) FailNext(n int) {
 func (s *Sink) Gone() {
 	s.mu.Lock()
 	s.gone = true
+	s.mu.Unlock()
+}
+
+// Refuse makes the sink answer 400 (refused for good) from now on.
+func (s *Sink) Refuse() {
+	s.mu.Lock()
+	s.refuse = true
 	s.mu.Unlock()
 }
 

@@ -165,3 +165,49 @@ func TestLoopbackSinkRefusedByDefault(t *testing.T) {
 		t.Fatalf("loopback sink: %d %v", code, out)
 	}
 }
+
+// An event the sink refuses for good (400) becomes a dead letter, which
+// operators can list (without the sink token); apps cannot.
+func TestDeadLettersVisibleToOperators(t *testing.T) {
+	sink := sinktest.Start(t)
+	gw := startGateway(t, "127.0.0.1:9", camaraConfig(sink))
+	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
+	regID := c.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Time{})
+	subID := c.subscribe(sink, regID, "sink-secret")
+	sink.Refuse()
+	if code, _ := c.do("DELETE", eventsBase+"/subscriptions/"+subID, nil); code/100 != 2 {
+		t.Fatalf("delete: %d", code)
+	}
+	ops, err := gw.app.DevIssuer().Mint(auth.Token{Subject: "ops", Scopes: []string{"callpath:operator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(token string) (int, []map[string]any) {
+		req, _ := http.NewRequest("GET", "http://"+gw.app.HTTPAddr()+"/events/v1/dead-letters", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out []map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	var dead []map[string]any
+	eventually(t, 5*time.Second, "a dead letter", func() bool {
+		code, out := list(ops)
+		dead = out
+		return code == http.StatusOK && len(out) == 1
+	})
+	if dead[0]["subscriptionId"] != subID || dead[0]["sinkHost"] != sink.Addr() || !strings.Contains(dead[0]["lastError"].(string), "400") {
+		t.Fatalf("dead letter %v", dead[0])
+	}
+	raw, _ := json.Marshal(dead)
+	if strings.Contains(string(raw), "sink-secret") {
+		t.Fatal("the sink token is shown")
+	}
+	if code, _ := list(c.token); code != http.StatusForbidden {
+		t.Fatalf("an app's token listed dead letters: %d", code)
+	}
+}
