@@ -77,6 +77,8 @@ type DB struct {
 	insertCDRs []*sql.Stmt
 	insertMu   sync.Mutex
 	insertArgs cdrArgs
+
+	readStmts, writeStmts stmtCache
 }
 
 // writeBusySlice is the writer connection's busy_timeout: how long it can
@@ -332,6 +334,8 @@ func (db *DB) closeStmts() {
 		}
 	}
 	db.insertCDRs = nil
+	db.readStmts.close()
+	db.writeStmts.close()
 }
 
 // execer is what a write transaction offers its body.

@@ -97,10 +97,15 @@ func (db *DB) NextDue(ctx context.Context) (time.Time, error) {
 	return parseTime(s.String)
 }
 
-// Delivered removes an event its sink has taken.
+// Delivered removes an event its sink has taken: one autocommitted
+// statement, prepared once.
 func (db *DB) Delivered(ctx context.Context, seq int64) error {
-	return db.writeTx(ctx, func(tx execer) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, seq)
+	stmt, err := db.writeStmts.prepared(ctx, db.write, `DELETE FROM outbox WHERE seq = ?`)
+	if err != nil {
+		return fmt.Errorf("delivered: %w", err)
+	}
+	return db.retryBusy(ctx, func() error {
+		_, err := stmt.ExecContext(ctx, seq)
 		return err
 	})
 }
@@ -183,4 +188,24 @@ func scanOutbox(rows *sql.Rows) ([]OutboxEvent, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// HeadOfSink returns sink's first live event, if any: the next one its
+// deliverer may send (one index probe).
+func (db *DB) HeadOfSink(ctx context.Context, sink string) (OutboxEvent, bool, error) {
+	stmt, err := db.readStmts.prepared(ctx, db.read, `SELECT seq, event_id, subscription_id, sink, sink_token, event_type, body,
+			created_at, attempts, next_at, last_error FROM outbox WHERE sink = ? AND dead = 0 ORDER BY seq LIMIT 1`)
+	if err != nil {
+		return OutboxEvent{}, false, fmt.Errorf("head of sink: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, sink)
+	if err != nil {
+		return OutboxEvent{}, false, fmt.Errorf("head of sink: %w", err)
+	}
+	defer rows.Close()
+	evs, err := scanOutbox(rows)
+	if err != nil || len(evs) == 0 {
+		return OutboxEvent{}, false, err
+	}
+	return evs[0], true, nil
 }

@@ -119,7 +119,7 @@ func main() {
 		if live == 0 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the depth query scans the outbox
 	}
 	took := time.Since(start)
 	stop()
