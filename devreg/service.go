@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strings"
 	"sync"
@@ -54,7 +55,18 @@ type Service struct {
 	Policy   Policy
 	Now      func() time.Time
 
-	mu sync.Mutex // serialises changes per service: upstream state follows the rows
+	// locks serialise the changes of one number (its rows and its upstream
+	// registration follow each other); other numbers go in parallel.
+	locks [64]sync.Mutex
+}
+
+// lock takes number's lock and returns its unlock.
+func (s *Service) lock(number string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(number))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -96,8 +108,7 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 	if err != nil {
 		return Registration{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(number)()
 	existing, err := s.Store.OfNumber(ctx, number)
 	if err != nil {
 		return Registration{}, err
@@ -137,8 +148,7 @@ func (s *Service) Get(ctx context.Context, number, id string) (Registration, err
 // Refresh extends a live registration: from now, not from its old expiry
 // (webrtc-registration r2.2's refresh algorithm).
 func (s *Service) Refresh(ctx context.Context, number, id string, requested time.Time) (Registration, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(number)()
 	r, err := s.Get(ctx, number, id)
 	if err != nil {
 		return Registration{}, err
@@ -163,8 +173,7 @@ func (s *Service) Refresh(ctx context.Context, number, id string, requested time
 // Delete ends a registration at the device's request (no event: the spec
 // has no reason for it).
 func (s *Service) Delete(ctx context.Context, number, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(number)()
 	r, err := s.Get(ctx, number, id)
 	if err != nil {
 		return err
@@ -183,13 +192,13 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var errs []error
 	for _, r := range expired {
+		unlock := s.lock(r.PhoneNumber)
 		if err := s.end(ctx, r, ReasonExpired, now); err != nil {
 			errs = append(errs, err)
 		}
+		unlock()
 	}
 	return len(expired) - len(errs), errors.Join(errs...)
 }
@@ -198,8 +207,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // telco's registrar refused or lost the number's binding):
 // NETWORK_TERMINATED.
 func (s *Service) NetworkEnded(ctx context.Context, number string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(number)()
 	regs, err := s.Store.OfNumber(ctx, number)
 	if err != nil {
 		return 0, err
@@ -222,7 +230,7 @@ func (s *Service) NetworkEnded(ctx context.Context, number string) (int, error) 
 
 // end removes r and records its registration-ends event in one
 // transaction, then releases the upstream registration if r was its last.
-// Called with s.mu held.
+// Called with r's number locked.
 func (s *Service) end(ctx context.Context, r Registration, reason string, at time.Time) error {
 	if err := s.Store.Update(ctx, func(tx Tx) error {
 		if err := tx.Delete(r.ID); err != nil {
@@ -236,7 +244,7 @@ func (s *Service) end(ctx context.Context, r Registration, reason string, at tim
 }
 
 // releaseUpstream un-registers r's number when no other registration of it
-// needs the binding. Called with s.mu held.
+// needs the binding. Called with r's number locked.
 func (s *Service) releaseUpstream(ctx context.Context, r Registration) error {
 	if !r.Upstream || s.Upstream == nil {
 		return nil

@@ -26,14 +26,36 @@ type OutboxEvent struct {
 // Tx is a write transaction offered to callers that must change state and
 // enqueue the events it causes atomically (DESIGN §5).
 type Tx struct {
-	ctx context.Context
-	tx  execer
+	ctx    context.Context
+	tx     execer
+	db     *DB
+	missed []string // statements to prepare once the writer connection is free
 }
 
 // Exec runs a statement in the transaction (for the store's own table
 // methods in other files of this package).
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if stmt := t.prepared(query); stmt != nil {
+		return stmt.ExecContext(t.ctx, args...)
+	}
 	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+// prepared returns query as a statement of this transaction when it has
+// been prepared on the writer before; otherwise nil (the caller runs the
+// SQL text) and the query is prepared after the transaction: preparing
+// needs the writer's only connection, which the transaction holds.
+func (t *Tx) prepared(query string) *sql.Stmt {
+	tx, ok := t.tx.(*sql.Tx)
+	if !ok || t.db == nil {
+		return nil
+	}
+	stmt := t.db.writeStmts.cached(query)
+	if stmt == nil {
+		t.missed = append(t.missed, query)
+		return nil
+	}
+	return tx.StmtContext(t.ctx, stmt)
 }
 
 // Enqueue adds an event to the outbox, due at once.
@@ -56,7 +78,12 @@ func (t *Tx) Enqueue(e OutboxEvent) error {
 // Update runs fn in one write transaction: every change it makes, events
 // enqueued included, is committed together or not at all.
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	return db.writeTx(ctx, func(e execer) error { return fn(&Tx{ctx: ctx, tx: e}) })
+	t := &Tx{ctx: ctx, db: db}
+	err := db.writeTx(ctx, func(e execer) error { t.tx = e; return fn(t) })
+	for _, q := range t.missed {
+		_, _ = db.writeStmts.prepared(ctx, db.write, q) // best effort: text SQL works too
+	}
+	return err
 }
 
 // Enqueue adds one event in its own transaction.

@@ -173,6 +173,9 @@ type querier interface {
 }
 
 func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if stmt := t.prepared(query); stmt != nil {
+		return stmt.QueryContext(t.ctx, args...)
+	}
 	q, ok := t.tx.(querier)
 	if !ok {
 		return nil, errors.New("store: transaction cannot query")
