@@ -327,7 +327,10 @@ func (r *Registrar) Restart(t testing.TB) {
 	// The sockets' files are left behind by a killed Kamailio.
 	_ = os.Remove(r.CtlSocket())
 	_ = os.Remove(r.rpcFIFO())
-	deadline := time.Now().Add(r.opts.StartTimeout)
+	deadline := time.NewTimer(r.opts.StartTimeout)
+	defer deadline.Stop()
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
 	for {
 		logged := r.logSize()
 		err := r.start()
@@ -335,11 +338,14 @@ func (r *Registrar) Restart(t testing.TB) {
 			return
 		}
 		// The port can stay busy for a moment while the old sockets close.
-		portTaken := errors.Is(err, errExited) && r.portTakenSince(logged)
-		if !portTaken || time.Now().After(deadline) {
+		if !errors.Is(err, errExited) || !r.portTakenSince(logged) {
 			t.Fatalf("kamailiotest: restart: %v (kamailio log follows)", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-deadline.C:
+			t.Fatalf("kamailiotest: restart: port still taken after %s: %v", r.opts.StartTimeout, err)
+		case <-retry.C:
+		}
 	}
 }
 
