@@ -32,9 +32,7 @@ type deadLetter struct {
 // callpath:operator): the events delivery gave up on, oldest first.
 func DeadLetterRoutes(mux *http.ServeMux, d DeadLetters, v TokenVerifier) {
 	mux.HandleFunc("GET /events/v1/dead-letters", func(w http.ResponseWriter, r *http.Request) {
-		token, _ := bearerOf(r)
-		if _, err := principalOf(r.Context(), v, token, ScopeOperator); err != nil {
-			writeAuthError(w, err)
+		if !operator(w, r, v) {
 			return
 		}
 		limit := 100

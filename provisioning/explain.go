@@ -11,6 +11,17 @@ import (
 // explain): operators only.
 const ScopeOperator = "callpath:operator"
 
+// operator checks that r carries a valid token with the operator scope; it
+// has answered the request when it reports false.
+func operator(w http.ResponseWriter, r *http.Request, v TokenVerifier) bool {
+	token, _ := bearerOf(r)
+	if _, err := principalOf(r.Context(), v, token, ScopeOperator); err != nil {
+		writeAuthError(w, err)
+		return false
+	}
+	return true
+}
+
 // Explainer plans a call without placing it.
 type Explainer interface {
 	Explain(from, to string) routing.Explanation
@@ -20,9 +31,7 @@ type Explainer interface {
 // `callpath route explain`.
 func ExplainRoutes(mux *http.ServeMux, e Explainer, v TokenVerifier) {
 	mux.HandleFunc("GET /routing/v1/explain", func(w http.ResponseWriter, r *http.Request) {
-		token, _ := bearerOf(r)
-		if _, err := principalOf(r.Context(), v, token, ScopeOperator); err != nil {
-			writeAuthError(w, err)
+		if !operator(w, r, v) {
 			return
 		}
 		from, to := r.URL.Query().Get("from"), r.URL.Query().Get("to")

@@ -36,9 +36,7 @@ type accountStatus struct {
 //	DELETE /upstream/v1/accounts/{number}[?all=true]  un-register (all: Contact: *) and forget
 func UpstreamRoutes(mux *http.ServeMux, accounts UpstreamAccounts, v TokenVerifier) {
 	authorized := func(w http.ResponseWriter, r *http.Request) (string, bool) {
-		token, _ := bearerOf(r)
-		if _, err := principalOf(r.Context(), v, token, ScopeOperator); err != nil {
-			writeAuthError(w, err)
+		if !operator(w, r, v) {
 			return "", false
 		}
 		number := r.PathValue("number")
