@@ -2,10 +2,10 @@ package camara
 
 import (
 	"net/http"
-	"regexp"
 	"slices"
 	"time"
 
+	"callpath/devreg"
 	"callpath/store"
 )
 
@@ -55,8 +55,6 @@ type subscriptionResponse struct {
 	ExpiresAt string       `json:"expiresAt,omitempty"`
 	Status    string       `json:"status"`
 }
-
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // maxIDLength bounds the identifiers a client sends (ids, registration and
 // session ids).
@@ -127,7 +125,7 @@ func (e *Events) parseCreate(req subscriptionRequest, p Principal, now time.Time
 	switch {
 	case d.RegistrationID == "" || len(d.RegistrationID) > maxIDLength:
 		return store.Subscription{}, bad("config.subscriptionDetail.registrationId is required.")
-	case d.DeviceID != "" && !uuidPattern.MatchString(d.DeviceID):
+	case d.DeviceID != "" && !devreg.ValidDeviceID(d.DeviceID):
 		return store.Subscription{}, bad("config.subscriptionDetail.deviceId must be a UUID.")
 	case len(d.SessionID) > maxIDLength:
 		return store.Subscription{}, bad("config.subscriptionDetail.sessionId is too long.")

@@ -2,15 +2,14 @@ package devreg
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Tx is one store transaction: the registration changes and the events
@@ -69,7 +68,12 @@ func (s *Service) lock(number string) func() {
 	return m.Unlock
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+// ValidDeviceID reports whether id is a UUID in its canonical 36-character
+// form (deviceId, CAMARA; r2.2's "pattern: uuid" means format uuid).
+func ValidDeviceID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -100,7 +104,7 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 	if number == "" {
 		return Registration{}, ErrNoNumber
 	}
-	if !uuidRE.MatchString(deviceID) {
+	if !ValidDeviceID(deviceID) {
 		return Registration{}, ErrInvalidDevice
 	}
 	now := s.now()
@@ -113,7 +117,7 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 	if err != nil {
 		return Registration{}, err
 	}
-	r := Registration{ID: newID(), DeviceID: strings.ToLower(deviceID), PhoneNumber: number, Subject: subject,
+	r := Registration{ID: uuid.NewString(), DeviceID: strings.ToLower(deviceID), PhoneNumber: number, Subject: subject,
 		CreatedAt: now, ExpiresAt: exp}
 	if s.Upstream != nil {
 		if r.Upstream, err = s.Upstream.Activate(ctx, number); err != nil {
@@ -259,12 +263,4 @@ func (s *Service) releaseUpstream(ctx context.Context, r Registration) error {
 		}
 	}
 	return s.Upstream.Deactivate(ctx, r.PhoneNumber)
-}
-
-// newID is a registrationId: 24 random base32 characters (like the spec's
-// examples), lower case.
-func newID() string {
-	var b [15]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }

@@ -74,7 +74,7 @@ func TestCreateRefreshDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.ExpiresAt.Equal(c.now.Add(time.Hour)) || !r.Upstream || len(r.ID) != 24 {
+	if !r.ExpiresAt.Equal(c.now.Add(time.Hour)) || !r.Upstream || !devreg.ValidDeviceID(r.ID) {
 		t.Fatalf("created %+v", r)
 	}
 	for name, tc := range map[string]struct {
