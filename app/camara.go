@@ -60,7 +60,10 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 	c.events, err = camara.NewEvents(camara.EventsConfig{
 		DB: a.db, Verifier: a.verifier, BasePath: m.BasePath + eventsPath,
 		ValidateSink: policy.ValidateSink, MaxPerSubscriber: m.MaxSubscriptions,
-		Notify: func() { c.deliverer.Notify() },
+		// PUT /subscriptions/{id} (main's refresh): the call flows need a
+		// subscription to outlive a call; r2.2 lacks it.
+		EnableUpdate: true,
+		Notify:       func() { c.deliverer.Notify() },
 		CheckRegistration: func(ctx context.Context, number, id string) error {
 			if _, err := c.devices.Get(ctx, number, id); err != nil {
 				return camara.ErrSubscriptionMismatch
@@ -78,6 +81,7 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 			return err
 		}},
 		Upstream: a.accounts,
+		Ended:    func() { c.events.Notify() },
 		Policy:   devreg.Policy{DefaultTTL: m.Registration.DefaultTTL, MinTTL: m.Registration.MinTTL, MaxTTL: m.Registration.MaxTTL},
 	}
 	c.deliverer = delivery.New(a.db, delivery.Options{
@@ -163,12 +167,8 @@ func (c *camaraStack) run(ctx context.Context, sweepEvery time.Duration, onError
 			<-done
 			return
 		case <-tick.C:
-			n, err := c.devices.Sweep(ctx)
-			if err != nil {
+			if _, err := c.devices.Sweep(ctx); err != nil {
 				onError("expiring device registrations", err)
-			}
-			if n > 0 {
-				c.events.Notify() // their registration-ends events are committed
 			}
 			if _, err := c.events.Sweep(ctx, time.Now()); err != nil {
 				onError("expiring subscriptions", err)
@@ -188,12 +188,8 @@ func (c *camaraStack) watchUpstream(ctx context.Context, u *upstream.Client, onE
 			return
 		}
 		go func() {
-			n, err := c.devices.NetworkEnded(ctx, e.Number)
-			if err != nil {
+			if _, err := c.devices.NetworkEnded(ctx, e.Number); err != nil {
 				onError("ending registrations of a lost binding", err)
-			}
-			if n > 0 {
-				c.events.Notify()
 			}
 		}()
 	})

@@ -53,6 +53,9 @@ type Service struct {
 	Upstream Upstream // nil: every number is routed
 	Policy   Policy
 	Now      func() time.Time
+	// Ended, if set, is called after a transaction that ended a
+	// registration with its event has committed (it wakes the deliverer).
+	Ended func()
 
 	// locks serialise the changes of one number (its rows and its upstream
 	// registration follow each other); other numbers go in parallel.
@@ -243,6 +246,9 @@ func (s *Service) end(ctx context.Context, r Registration, reason string, at tim
 		return tx.Ended(r, reason, at)
 	}); err != nil {
 		return err
+	}
+	if s.Ended != nil {
+		s.Ended()
 	}
 	return s.releaseUpstream(ctx, r)
 }

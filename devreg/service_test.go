@@ -127,6 +127,8 @@ func TestCreateRefreshDelete(t *testing.T) {
 // only when its last registration goes.
 func TestSweepAndNetworkEnd(t *testing.T) {
 	s, db, c, up := newService(t)
+	woken := 0
+	s.Ended = func() { woken++ }
 	ctx := context.Background()
 	other := "1d6a3c1e-0a1b-4c2d-8e3f-405162738495"
 	short, _ := s.Create(ctx, "app", alice, device, c.now.Add(2*time.Minute))
@@ -154,6 +156,9 @@ func TestSweepAndNetworkEnd(t *testing.T) {
 	}
 	if len(up.deactivated) != 0 {
 		t.Fatal("un-registered a binding the network has already dropped")
+	}
+	if woken != 2 {
+		t.Fatalf("Ended called %d times, want once per ended registration", woken)
 	}
 	if regs, _ := s.Store.OfNumber(ctx, alice); len(regs) != 0 {
 		t.Fatalf("%d registrations left", len(regs))

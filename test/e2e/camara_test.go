@@ -43,7 +43,7 @@ func newCAMARAClient(t *testing.T, httpAddr string, issuer *auth.DevIssuer, numb
 	t.Helper()
 	tok, err := issuer.Mint(auth.Token{Subject: "app-" + number, PhoneNumber: number, TTL: time.Hour, Scopes: []string{
 		"webrtc-registration:sessions:create", "webrtc-registration:sessions:write", "webrtc-registration:sessions:delete",
-		"webrtc-events:" + typeEnds + ":create", "webrtc-events:read", "webrtc-events:delete",
+		"webrtc-events:" + typeEnds + ":create", "webrtc-events:read", "webrtc-events:delete", "webrtc-events:update",
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +133,17 @@ func TestRegistrationEndsReachTheSink(t *testing.T) {
 		t.Errorf("refresh of an expired registration: %d", code)
 	}
 
+	// The subscription outlives the registration and can be extended.
+	later := time.Now().Add(6 * time.Hour).UTC().Truncate(time.Second)
+	code, out := c.do("PUT", eventsBase+"/subscriptions/"+subID, map[string]any{
+		"config": map[string]any{"subscriptionExpireTime": later.Format(time.RFC3339)}})
+	if code != http.StatusOK || out["expiresAt"] == nil {
+		t.Fatalf("refresh subscription: %d %v", code, out)
+	}
+	if got, _ := time.Parse(time.RFC3339Nano, out["expiresAt"].(string)); !got.Equal(later) {
+		t.Errorf("expiresAt %v, want %v", out["expiresAt"], later)
+	}
+
 	if code, out := c.do("DELETE", eventsBase+"/subscriptions/"+subID, nil); code != http.StatusAccepted && code != http.StatusNoContent {
 		t.Fatalf("delete subscription: %d %v", code, out)
 	}
@@ -209,5 +220,18 @@ func TestDeadLettersVisibleToOperators(t *testing.T) {
 	}
 	if code, _ := list(c.token); code != http.StatusForbidden {
 		t.Fatalf("an app's token listed dead letters: %d", code)
+	}
+}
+
+// The APIs move under camara.base_path.
+func TestCAMARABasePath(t *testing.T) {
+	gw := startGateway(t, "127.0.0.1:9", "camara: {base_path: /camara}\n")
+	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
+	body := map[string]any{"deviceId": "0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11"}
+	if code, out := c.do("POST", "/camara"+regBase+"/sessions", body); code != http.StatusOK {
+		t.Fatalf("under the base path: %d %v", code, out)
+	}
+	if code, _ := c.do("POST", regBase+"/sessions", body); code != http.StatusNotFound {
+		t.Fatalf("without the base path: %d", code)
 	}
 }
