@@ -62,27 +62,11 @@ func (c *CAMARA) Delivered(outcome string, attempts int, age time.Duration) {
 // waiting for their sinks, dead letters), read from depth at scrape time.
 // Call it once.
 func (c *CAMARA) OutboxDepth(depth func(ctx context.Context) (live, dead int, err error)) {
-	c.reg.MustRegister(&outboxCollector{
-		desc:  prometheus.NewDesc(Namespace+"_events_outbox_events", "CloudEvents in the outbox: live (waiting for their sink) and dead letters.", []string{"state"}, nil),
-		depth: depth,
+	c.reg.MustRegister(&gaugesAtScrape{
+		desc: prometheus.NewDesc(Namespace+"_events_outbox_events", "CloudEvents in the outbox: live (waiting for their sink) and dead letters.", []string{"state"}, nil),
+		read: func(ctx context.Context) (map[string]float64, error) {
+			live, dead, err := depth(ctx)
+			return map[string]float64{"live": float64(live), "dead": float64(dead)}, err
+		},
 	})
-}
-
-type outboxCollector struct {
-	desc  *prometheus.Desc
-	depth func(ctx context.Context) (live, dead int, err error)
-}
-
-func (o *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- o.desc }
-
-func (o *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	live, dead, err := o.depth(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(o.desc, err)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(o.desc, prometheus.GaugeValue, float64(live), "live")
-	ch <- prometheus.MustNewConstMetric(o.desc, prometheus.GaugeValue, float64(dead), "dead")
 }

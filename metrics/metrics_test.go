@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -48,5 +50,40 @@ func TestCodeLabelsAreBounded(t *testing.T) {
 	r := New()
 	if r.SIP.code(486) != "486" || r.SIP.code(-1) != "other" || r.SIP.code(100000) != "other" {
 		t.Fatal("code labels")
+	}
+}
+
+// Gauges read at scrape time show the values of their source then, one per
+// label, and a failing source makes the scrape report an error.
+func TestGaugesAtScrape(t *testing.T) {
+	r := New()
+	n := map[string]int{"registered": 3}
+	r.Upstream.Registrations([]string{"registered", "failed"}, func() map[string]int { return n })
+	var depthErr error
+	r.CAMARA.OutboxDepth(func(context.Context) (int, int, error) { return 7, 2, depthErr })
+	want := map[string]float64{
+		`callpath_upstream_registrations{state="registered"}`: 3, `callpath_upstream_registrations{state="failed"}`: 0,
+		`callpath_events_outbox_events{state="live"}`: 7, `callpath_events_outbox_events{state="dead"}`: 2,
+	}
+	families, err := r.Prometheus().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetGauge() != nil {
+				got[f.GetName()+`{`+m.GetLabel()[0].GetName()+`="`+m.GetLabel()[0].GetValue()+`"}`] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	depthErr = errors.New("store closed")
+	if _, err := r.Prometheus().Gather(); err == nil {
+		t.Error("a failing source went unreported")
 	}
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,23 +53,15 @@ func (u *Upstream) AuthFailure() { u.authFailures.Inc() }
 // Registrations exposes callpath_upstream_registrations{state}, read from
 // counts at scrape time. Call it once.
 func (u *Upstream) Registrations(states []string, counts func() map[string]int) {
-	u.reg.MustRegister(&stateCollector{
-		desc:   prometheus.NewDesc(Namespace+"_upstream_registrations", "Upstream registrations by state.", []string{"state"}, nil),
-		states: states, counts: counts,
+	u.reg.MustRegister(&gaugesAtScrape{
+		desc: prometheus.NewDesc(Namespace+"_upstream_registrations", "Upstream registrations by state.", []string{"state"}, nil),
+		read: func(context.Context) (map[string]float64, error) {
+			n := counts()
+			out := make(map[string]float64, len(states))
+			for _, s := range states {
+				out[s] = float64(n[s])
+			}
+			return out, nil
+		},
 	})
-}
-
-type stateCollector struct {
-	desc   *prometheus.Desc
-	states []string
-	counts func() map[string]int
-}
-
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	n := c.counts()
-	for _, s := range c.states {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[s]), s)
-	}
 }
