@@ -145,9 +145,12 @@ func upstreamAtKamailio(t *testing.T, algorithm string) {
 		t.Fatalf("DELETE: %d", code)
 	}
 	eventually(t, 5*time.Second, "alice's contact removed", func() bool { return len(ourContacts(alice)) == 0 })
-	if code, _ := api(http.MethodGet, alice, ""); code != http.StatusNotFound {
-		t.Errorf("GET after DELETE: %d", code)
-	}
+	// Kamailio drops the contact before its 200 reaches the gateway, which
+	// then forgets the registration.
+	eventually(t, 5*time.Second, "GET after DELETE answers 404", func() bool {
+		code, _ := api(http.MethodGet, alice, "")
+		return code == http.StatusNotFound
+	})
 
 	// Contact: * removes every contact of the address of record, another
 	// device's too.
