@@ -79,6 +79,7 @@ type DB struct {
 	insertArgs cdrArgs
 
 	readStmts, writeStmts stmtCache
+	commits               commitQueue
 }
 
 // writeBusySlice is the writer connection's busy_timeout: how long it can

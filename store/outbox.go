@@ -75,17 +75,6 @@ func (t *Tx) Enqueue(e OutboxEvent) error {
 	return nil
 }
 
-// Update runs fn in one write transaction: every change it makes, events
-// enqueued included, is committed together or not at all.
-func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	t := &Tx{ctx: ctx, db: db}
-	err := db.writeTx(ctx, func(e execer) error { t.tx = e; return fn(t) })
-	for _, q := range t.missed {
-		_, _ = db.writeStmts.prepared(ctx, db.write, q) // best effort: text SQL works too
-	}
-	return err
-}
-
 // Enqueue adds one event in its own transaction.
 func (db *DB) Enqueue(ctx context.Context, e OutboxEvent) error {
 	return db.Update(ctx, func(tx *Tx) error { return tx.Enqueue(e) })
