@@ -1,0 +1,270 @@
+package webrtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"callpath/webrtc/sdpaudio"
+
+	pion "github.com/pion/webrtc/v4"
+)
+
+// OfferFromWebRTC takes the offer of a browser calling out and returns the
+// SDP offer for the SIP side: the G.711 codecs the call can carry
+// (ErrNoCommonCodec when there are none: answer 488), telephone-event/8000,
+// this session's RTP address.
+func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(stateNew); err != nil {
+		return "", err
+	}
+	d, err := parseSDP(browserOffer)
+	if err != nil {
+		return "", err
+	}
+	formats, err := s.eng.sipOfferFormats(&d.Audio)
+	if err != nil {
+		return "", err
+	}
+	s.browserOffer, s.sipOffered, s.state = d, formats, stateWebRTCOffered
+	s.browserOfferRaw = browserOffer
+	return sdpaudio.Offer(s.localSIP(formats, d.Audio.Direction, true)), nil
+}
+
+// AnswerFromSIP takes the SIP side's answer (from a 18x or the 200) to the
+// offer of OfferFromWebRTC and returns the answer for the browser. Called
+// again with a later answer (the 200 after an early-media 183, or another
+// fork's), it points the SIP leg at that answer's address and returns the
+// same browser answer; ErrCodecChanged when the browser leg would have to
+// switch codec.
+func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(stateWebRTCOffered, stateActive); err != nil {
+		return "", err
+	}
+	if s.browserOffer == nil {
+		return "", fmt.Errorf("%w: the call did not start with a browser offer", ErrCallOrder)
+	}
+	d, err := parseSDP(sipAnswer)
+	if err != nil {
+		return "", err
+	}
+	if err := plainRTP(&d.Audio); err != nil {
+		return "", err
+	}
+	c, err := s.eng.codecsForSIPAnswer(&s.browserOffer.Audio, &d.Audio, s.sipOffered)
+	if err != nil {
+		return "", err
+	}
+	if s.state == stateActive {
+		return s.webrtcAnswer, s.reanswerFromSIP(d, c)
+	}
+
+	webCodecs := []pion.RTPCodecParameters{pionCodec(c.web)}
+	for _, te := range c.webTE {
+		webCodecs = append(webCodecs, pionCodec(te))
+	}
+	pc, err := s.newPeerConnection(webCodecs)
+	if err != nil {
+		return "", err
+	}
+	s.pc = pc
+	if err := pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: s.browserOfferRaw}); err != nil {
+		return "", fmt.Errorf("%w: the browser offer: %w", ErrBadSDP, err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: answering the browser: %w", ErrNoCommonCodec, err)
+	}
+	sdp, err := s.localDescription(ctx, pc, answer)
+	if err != nil {
+		return "", err
+	}
+	s.sip.setRemote(&d.Audio)
+	s.lastSIPAnswer, s.webrtcAnswer = d, sdp
+	s.activate(c, sdpaudio.Combine(s.browserOffer.Audio.Direction, d.Audio.Direction), d.Audio.Direction, s.browserOffer.Audio.Direction, ptTESIP)
+	return sdp, nil
+}
+
+// reanswerFromSIP applies a later SIP answer to an active browser call.
+func (s *Session) reanswerFromSIP(d *sdpaudio.Description, c codecs) error {
+	if last := s.lastSIPAnswer; last != nil && last.OriginID == d.OriginID && last.OriginVersion == d.OriginVersion &&
+		last.Audio.Addr == d.Audio.Addr && last.Audio.Port == d.Audio.Port {
+		return nil // the 200 repeats the 183's SDP
+	}
+	cur := s.plan.Load()
+	if cur.mode != c.mode || cur.web.Name != c.web.Name {
+		return fmt.Errorf("%w: %s to %s", ErrCodecChanged, cur.label(), c.label())
+	}
+	s.sip.setRemote(&d.Audio)
+	s.lastSIPAnswer = d
+	next := *cur
+	next.codecs = c
+	next.toSIP = d.Audio.Direction.Receives() && !d.Audio.Addr.IsUnspecified()
+	next.expectSIP = d.Audio.Direction.Sends()
+	s.plan.Store(&next)
+	return nil
+}
+
+// OfferFromSIP takes the offer of a SIP call to a browser and returns the
+// WebRTC offer for the device: the SIP side's G.711 codecs (so the call can
+// be relayed), Opus when this build transcodes, telephone-events.
+func (s *Session) OfferFromSIP(ctx context.Context, sipOffer string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(stateNew); err != nil {
+		return "", err
+	}
+	d, err := parseSDP(sipOffer)
+	if err != nil {
+		return "", err
+	}
+	if err := plainRTP(&d.Audio); err != nil {
+		return "", err
+	}
+	webCodecs, err := s.eng.webrtcOfferCodecs(&d.Audio)
+	if err != nil {
+		return "", err
+	}
+	pc, err := s.newPeerConnection(webCodecs)
+	if err != nil {
+		return "", err
+	}
+	s.pc = pc
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("media: webrtc offer: %w", err)
+	}
+	sdp, err := s.localDescription(ctx, pc, offer)
+	if err != nil {
+		return "", err
+	}
+	s.sipOffer, s.state = d, stateSIPOffered
+	return sdp, nil
+}
+
+// AnswerFromWebRTC takes the device's answer to the offer of OfferFromSIP
+// and returns the SIP answer (for a 183 with early media, then the 200:
+// calling it again with the same answer returns the same SIP answer).
+func (s *Session) AnswerFromWebRTC(ctx context.Context, browserAnswer string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(stateSIPOffered, stateActive); err != nil {
+		return "", err
+	}
+	if s.sipOffer == nil {
+		return "", fmt.Errorf("%w: the call did not start with a SIP offer", ErrCallOrder)
+	}
+	if s.state == stateActive {
+		if browserAnswer == s.lastWebAnswer {
+			return s.sipAnswer, nil
+		}
+		return "", fmt.Errorf("%w: a second, different answer from the browser", ErrCallOrder)
+	}
+	d, err := parseSDP(browserAnswer)
+	if err != nil {
+		return "", err
+	}
+	c, err := s.eng.codecsForWebRTCAnswer(&s.sipOffer.Audio, &d.Audio)
+	if err != nil {
+		return "", err
+	}
+	if err := s.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: browserAnswer}); err != nil {
+		return "", fmt.Errorf("%w: the browser answer: %w", ErrBadSDP, err)
+	}
+	formats := []sdpaudio.Format{c.sip}
+	if c.sipTE.Name != "" {
+		formats = append(formats, c.sipTE)
+	}
+	offered := s.sipOffer.Audio
+	ourDir := sdpaudio.Combine(d.Audio.Direction, offered.Direction)
+	local := s.localSIP(formats, ourDir, offered.RTCPMux)
+	s.sipAnswer = sdpaudio.Answer(s.sipOffer, local)
+	s.lastWebAnswer = browserAnswer
+	s.sip.setRemote(&offered)
+	s.activate(c, ourDir, offered.Direction, d.Audio.Direction, c.sipTE.PayloadType)
+	return s.sipAnswer, nil
+}
+
+// activate starts the media once both legs are negotiated (under s.mu).
+// sipDir is our direction toward the SIP peer, sipRemoteDir the peer's,
+// webRemoteDir the browser's; sipTERecv the telephone-event payload type
+// we announced to the SIP peer.
+func (s *Session) activate(c codecs, sipDir, sipRemoteDir, webRemoteDir sdpaudio.Direction, sipTERecv uint8) {
+	s.plan.Store(&plan{
+		codecs:       c,
+		toSIP:        sipDir.Sends() && webRemoteDir.Sends() && !s.sip.sdpRemote.Load().rtp.Addr().IsUnspecified(),
+		toWebRTC:     sipRemoteDir.Sends() && webRemoteDir.Receives(),
+		expectSIP:    sipRemoteDir.Sends() && sipDir.Receives(),
+		expectWebRTC: webRemoteDir.Sends(),
+		sipTERecv:    sipTERecv,
+	})
+	s.state, s.activated = stateActive, time.Now()
+	s.armConnectTimer()
+	s.started.Store(true)
+	s.eng.metrics.SessionStarted(c.label(), c.mode.String())
+	s.log.WithField("codec", c.label()).WithField("mode", c.mode.String()).Debug("media: session negotiated")
+	s.spawn(s.supervise)
+}
+
+// usable checks the session has not ended and is in one of states.
+func (s *Session) usable(states ...sessionState) error {
+	select {
+	case <-s.done:
+		return s.endErr
+	default:
+	}
+	for _, st := range states {
+		if s.state == st {
+			return nil
+		}
+	}
+	return ErrCallOrder
+}
+
+// localSIP describes our side of the SIP leg (under s.mu): every new SDP
+// raises the origin version (RFC 3264 §8).
+func (s *Session) localSIP(formats []sdpaudio.Format, dir sdpaudio.Direction, rtcpMux bool) sdpaudio.Local {
+	s.sdpVersion++
+	return sdpaudio.Local{
+		OriginID: s.sdpID, OriginVersion: s.sdpVersion,
+		Addr: s.eng.rtpAddr, Port: s.sip.localPort, RTCPPort: s.sip.localRTCPPort, RTCPMux: rtcpMux,
+		Formats: formats, Direction: dir, Ptime: s.eng.cfg.Ptime,
+	}
+}
+
+// parseSDP reads an SDP; a description without audio is one the plane
+// cannot carry (488), not a malformed one.
+func parseSDP(raw string) (*sdpaudio.Description, error) {
+	d, err := sdpaudio.Parse(raw)
+	if errors.Is(err, sdpaudio.ErrNoAudio) {
+		return nil, fmt.Errorf("%w: %w", ErrNoCommonCodec, err)
+	}
+	return d, err
+}
+
+// plainRTP checks the SIP leg's transport is one this plane speaks.
+func plainRTP(a *sdpaudio.Audio) error {
+	switch strings.ToUpper(a.Proto) {
+	case "RTP/AVP", "RTP/AVPF":
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrUnsupportedTransport, a.Proto)
+}

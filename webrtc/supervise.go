@@ -1,0 +1,73 @@
+package webrtc
+
+import (
+	"time"
+)
+
+// rtcpInterval is how often the SIP leg sends its report (RFC 3550 §6.2:
+// 5 s minimum for a two-party session).
+const rtcpInterval = 5 * time.Second
+
+// supervise runs for an active session: it sends the SIP leg's RTCP and
+// ends the session when a leg that should be sending has been silent for
+// the media timeout.
+func (s *Session) supervise() {
+	tick := time.Second
+	timeout := s.eng.cfg.MediaTimeout
+	if timeout > 0 && timeout/4 < tick {
+		tick = max(timeout/4, 10*time.Millisecond)
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+
+	s.mu.Lock()
+	activated := s.activated
+	s.mu.Unlock()
+	watch := []*silenceWatch{
+		{leg: "sip", count: s.sip.rx.Load, expected: func(p *plan) bool { return p.expectSIP }, since: activated},
+		{leg: "webrtc", count: s.webrtcRx.Load, expected: func(p *plan) bool { return p.expectWebRTC }, since: activated},
+	}
+	nextRTCP := time.Now().Add(rtcpInterval)
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-ticker.C:
+			p := s.plan.Load()
+			for _, w := range watch {
+				if timeout > 0 && w.silent(now, p, timeout) {
+					s.log.WithField("leg", w.leg).Info("media: no rtp within the media timeout")
+					s.end(ErrMediaTimeout)
+					return
+				}
+			}
+			if !now.Before(nextRTCP) {
+				nextRTCP = now.Add(rtcpInterval)
+				if pkt, err := s.sip.stats.report(now); err == nil {
+					s.sip.sendRTCP(pkt)
+				}
+			}
+		}
+	}
+}
+
+// silenceWatch follows one leg's packet count between ticks.
+type silenceWatch struct {
+	leg      string
+	count    func() uint64
+	expected func(*plan) bool
+	last     uint64
+	since    time.Time // when the count last moved, or the leg became expected
+}
+
+// silent tells whether the leg should be sending and has sent nothing for
+// timeout. A leg on hold (not expected to send) is not timed, and the
+// clock restarts when it is expected again.
+func (w *silenceWatch) silent(now time.Time, p *plan, timeout time.Duration) bool {
+	n := w.count()
+	if n != w.last || !w.expected(p) {
+		w.last, w.since = n, now
+		return false
+	}
+	return now.Sub(w.since) >= timeout
+}
