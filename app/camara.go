@@ -17,6 +17,8 @@ import (
 	"callpath/metrics"
 	"callpath/store"
 	"callpath/upstream"
+
+	"github.com/sirupsen/logrus"
 )
 
 // The r2.2 base paths, below camara.base_path.
@@ -33,6 +35,7 @@ type camaraStack struct {
 	deliverer *delivery.Deliverer
 	reg       *camara.Registration
 	metrics   *metrics.CAMARA
+	log       *logrus.Entry
 }
 
 // newCAMARA builds the adapter on the gateway's store, token verifier and
@@ -55,7 +58,7 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 		}
 		sinkRoots = pool
 	}
-	c := &camaraStack{metrics: a.metrics.CAMARA}
+	c := &camaraStack{metrics: a.metrics.CAMARA, log: a.log.WithField("component", "camara")}
 	var err error
 	c.events, err = camara.NewEvents(camara.EventsConfig{
 		DB: a.db, Verifier: a.verifier, BasePath: m.BasePath + eventsPath,
@@ -78,6 +81,9 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 		Store: store.DeviceRegistrations{DB: a.db, Ended: func(tx *store.Tx, r devreg.Registration, reason string, _ time.Time) error {
 			_, err := c.events.PublishTx(tx, camara.Event{PhoneNumber: r.PhoneNumber, Type: camara.TypeRegistrationEnds,
 				RegistrationID: r.ID, Data: map[string]any{"registrationId": r.ID, "terminationReason": reason}})
+			return err
+		}, Deleted: func(tx *store.Tx, id string) error {
+			_, err := c.events.EndRegistrationTx(tx, id)
 			return err
 		}},
 		Upstream: a.accounts,
@@ -120,7 +126,12 @@ func (c *camaraStack) counted(api string, next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		c.metrics.Request(api, operationOf(r), sw.status, time.Since(start))
+		op := operationOf(r)
+		c.metrics.Request(api, op, sw.status, time.Since(start))
+		if sw.cause != nil {
+			c.log.WithFields(logrus.Fields{"api": api, "operation": op, "status": sw.status,
+				"x_correlator": sw.Header().Get(camara.CorrelatorHeader)}).WithError(sw.cause).Error("CAMARA request failed")
+		}
 	})
 }
 
@@ -142,7 +153,12 @@ func operationOf(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	cause  error // behind a 5xx answer
 }
+
+// RecordCause keeps the error behind a 5xx answer for the log
+// (camara.CauseRecorder).
+func (s *statusWriter) RecordCause(err error) { s.cause = err }
 
 func (s *statusWriter) WriteHeader(code int) {
 	s.status = code

@@ -69,9 +69,19 @@ func errorOf(err error) *Error {
 	}
 }
 
+// CauseRecorder is implemented by a ResponseWriter wrapper that wants the
+// Go error behind a 5xx answer: the body says only INTERNAL or UNAVAILABLE,
+// and whoever logs the request needs the cause.
+type CauseRecorder interface {
+	RecordCause(err error)
+}
+
 // writeError answers err as a CAMARA error body.
 func writeError(w http.ResponseWriter, err error) {
 	e := errorOf(err)
+	if rec, ok := w.(CauseRecorder); ok && e.Status >= http.StatusInternalServerError {
+		rec.RecordCause(err)
+	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 	}

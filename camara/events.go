@@ -219,6 +219,30 @@ func (e *Events) End(ctx context.Context, id, reason, description string) (bool,
 	return ended, nil
 }
 
+// EndRegistrationTx ends, in the caller's transaction, the subscriptions
+// that name device registration registrationID: in r2.2 a subscription
+// serves one registration and cannot outlive it. Each ends
+// NETWORK_TERMINATED (the server ended it; the spec has no closer reason)
+// with its subscription-ended event; the caller calls Notify once the
+// transaction has committed.
+func (e *Events) EndRegistrationTx(tx *store.Tx, registrationID string) (int, error) {
+	subs, err := tx.RegistrationSubscriptions(registrationID)
+	if err != nil {
+		return 0, err
+	}
+	now, n := e.cfg.Now(), 0
+	for _, s := range subs {
+		ok, err := e.endTx(tx, s, ReasonNetworkTerminated, "The device registration it served has ended", now)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Sweep ends the subscriptions that have expired by now (reason
 // SUBSCRIPTION_EXPIRED) or whose sink token expires within TokenLead
 // (ACCESS_TOKEN_EXPIRED), each with its subscription-ended event in the

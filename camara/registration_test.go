@@ -54,6 +54,9 @@ func newRegFixture(t testing.TB) *regFixture {
 			_, err := f.events.PublishTx(tx, Event{PhoneNumber: r.PhoneNumber, Type: TypeRegistrationEnds, RegistrationID: r.ID,
 				Data: map[string]any{"registrationId": r.ID, "terminationReason": reason}})
 			return err
+		}, Deleted: func(tx *store.Tx, id string) error {
+			_, err := f.events.EndRegistrationTx(tx, id)
+			return err
 		}},
 		Policy: devreg.Policy{DefaultTTL: time.Hour, MinTTL: time.Minute, MaxTTL: 24 * time.Hour},
 		Now:    func() time.Time { return f.clock },
@@ -181,6 +184,84 @@ func TestRegistrationExpiryReachesSubscribers(t *testing.T) {
 	data := found["data"].(map[string]any)
 	if data["registrationId"] != reg.RegistrationID || data["terminationReason"] != devreg.ReasonExpired {
 		t.Fatalf("event data %v", data)
+	}
+}
+
+// eventsOf returns the types and data of the events sent to subscription
+// id, in order.
+func eventsOf(t testing.TB, f *regFixture, events []store.OutboxEvent, id string) (types []string, data []map[string]any) {
+	t.Helper()
+	for _, e := range events {
+		if e.SubscriptionID != id {
+			continue
+		}
+		ev := f.c.spec.checkEvent(t, e.Body)
+		types = append(types, e.Type)
+		data = append(data, ev["data"].(map[string]any))
+	}
+	return types, data
+}
+
+// In r2.2 a subscription serves the registration it names: when that
+// registration ends, however it ends, so do its subscriptions, each with
+// subscription-ended after whatever event the registration's end sent;
+// a subscription of another registration of the same subscriber stays.
+func TestRegistrationEndEndsItsSubscriptions(t *testing.T) {
+	f := newRegFixture(t)
+	register := func(device string) string {
+		r := f.rc.do("POST", "/sessions", f.token(alice, regScopes...), map[string]any{"deviceId": device})
+		var reg regSessionResponse
+		decode(t, r.body, &reg)
+		return reg.RegistrationID
+	}
+	subscribe := func(regID string) string {
+		sub := validRequest()
+		sub["types"] = []string{TypeRegistrationEnds}
+		sub["config"].(map[string]any)["subscriptionDetail"] = map[string]any{"registrationId": regID}
+		return f.create(alice, sub).ID
+	}
+	const deviceB = "9b2cf5a4-2f0b-4a55-8f55-0d2f4c3e8a01"
+	expiring, deleted, kept := register(deviceA), register(deviceB), ""
+	subExpiring, subDeleted := subscribe(expiring), subscribe(deleted)
+	f.drain()
+
+	// DELETE by the device: no registration-ends (r2.2 has no reason for
+	// it), but the subscription ends.
+	f.rc.do("DELETE", "/sessions/"+deleted, f.token(alice, regScopes...), nil)
+	kept = register(deviceB)
+	subKept := subscribe(kept)
+	types, data := eventsOf(t, f, f.drain(), subDeleted)
+	if len(types) != 1 || types[0] != TypeSubscriptionEnded || data[0]["terminationReason"] != ReasonNetworkTerminated {
+		t.Fatalf("after DELETE: %v %v", types, data)
+	}
+
+	// Expiry: registration-ends first, then subscription-ended.
+	if _, err := f.devices.Refresh(context.Background(), alice, kept, f.clock.Add(20*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f.clock = f.clock.Add(2 * time.Hour)
+	if n, err := f.devices.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	events := f.drain()
+	types, data = eventsOf(t, f, events, subExpiring)
+	if len(types) != 2 || types[0] != TypeRegistrationEnds || data[0]["terminationReason"] != devreg.ReasonExpired ||
+		types[1] != TypeSubscriptionEnded || data[1]["terminationReason"] != ReasonNetworkTerminated {
+		t.Fatalf("after expiry: %v %v", types, data)
+	}
+	if types, _ := eventsOf(t, f, events, subKept); len(types) != 0 {
+		t.Fatalf("the other registration's subscription got %v", types)
+	}
+	r := f.c.do("GET", "/subscriptions/"+subKept, f.token(alice), nil)
+	var got subscriptionResponse
+	decode(t, r.body, &got)
+	if got.Status != store.SubscriptionActive {
+		t.Fatalf("the other registration's subscription is %s", got.Status)
+	}
+	r = f.c.do("GET", "/subscriptions/"+subExpiring, f.token(alice), nil)
+	decode(t, r.body, &got)
+	if got.Status != store.SubscriptionDeleted {
+		t.Fatalf("the expired registration's subscription is %s", got.Status)
 	}
 }
 

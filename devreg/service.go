@@ -16,6 +16,8 @@ import (
 // they cause are committed together.
 type Tx interface {
 	Put(r Registration) error
+	// Delete removes registration id, and with it whatever served it
+	// alone (in r2.2, the subscriptions that name it).
 	Delete(id string) error
 	// Ended records the registration-ends event of r (reason, at) for the
 	// subscribers of r.
@@ -53,8 +55,9 @@ type Service struct {
 	Upstream Upstream // nil: every number is routed
 	Policy   Policy
 	Now      func() time.Time
-	// Ended, if set, is called after a transaction that ended a
-	// registration with its event has committed (it wakes the deliverer).
+	// Ended, if set, is called after a transaction that ended or removed a
+	// registration has committed (it wakes the deliverer for the events
+	// that caused).
 	Ended func()
 
 	// locks serialise the changes of one number (its rows and its upstream
@@ -127,16 +130,22 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 			return Registration{}, fmt.Errorf("upstream registration: %w", err)
 		}
 	}
+	replaced := false
 	err = s.Store.Update(ctx, func(tx Tx) error {
+		replaced = false
 		for _, old := range existing {
 			if old.DeviceID == r.DeviceID {
 				if err := tx.Delete(old.ID); err != nil {
 					return err
 				}
+				replaced = true
 			}
 		}
 		return tx.Put(r)
 	})
+	if err == nil && replaced {
+		s.ended()
+	}
 	return r, err
 }
 
@@ -188,6 +197,7 @@ func (s *Service) Delete(ctx context.Context, number, id string) error {
 	if err := s.Store.Update(ctx, func(tx Tx) error { return tx.Delete(r.ID) }); err != nil {
 		return err
 	}
+	s.ended()
 	return s.releaseUpstream(ctx, r)
 }
 
@@ -239,18 +249,25 @@ func (s *Service) NetworkEnded(ctx context.Context, number string) (int, error) 
 // transaction, then releases the upstream registration if r was its last.
 // Called with r's number locked.
 func (s *Service) end(ctx context.Context, r Registration, reason string, at time.Time) error {
+	// The event goes first: deleting r also ends the subscriptions that
+	// name it, and they must still be there to be told why.
 	if err := s.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.Delete(r.ID); err != nil {
+		if err := tx.Ended(r, reason, at); err != nil {
 			return err
 		}
-		return tx.Ended(r, reason, at)
+		return tx.Delete(r.ID)
 	}); err != nil {
 		return err
 	}
+	s.ended()
+	return s.releaseUpstream(ctx, r)
+}
+
+// ended runs the Ended hook, if any.
+func (s *Service) ended() {
 	if s.Ended != nil {
 		s.Ended()
 	}
-	return s.releaseUpstream(ctx, r)
 }
 
 // releaseUpstream un-registers r's number when no other registration of it

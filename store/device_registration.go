@@ -10,17 +10,19 @@ import (
 	"callpath/devreg"
 )
 
-// DeviceRegistrations is the devreg.Store over this database. Ended, set by
-// the app, records a registration-ends event in the same transaction (the
-// CAMARA events layer enqueues it for the subscribers).
+// DeviceRegistrations is the devreg.Store over this database. Its hooks,
+// set by the app, run in the same transaction as the change: Ended records
+// a registration-ends event (the CAMARA events layer enqueues it for the
+// subscribers), Deleted ends what served the registration alone.
 type DeviceRegistrations struct {
-	DB    *DB
-	Ended func(tx *Tx, r devreg.Registration, reason string, at time.Time) error
+	DB      *DB
+	Ended   func(tx *Tx, r devreg.Registration, reason string, at time.Time) error
+	Deleted func(tx *Tx, id string) error
 }
 
 type deviceTx struct {
-	tx    *Tx
-	ended func(tx *Tx, r devreg.Registration, reason string, at time.Time) error
+	tx *Tx
+	s  DeviceRegistrations
 }
 
 func (d deviceTx) Put(r devreg.Registration) error {
@@ -38,20 +40,25 @@ func (d deviceTx) Put(r devreg.Registration) error {
 }
 
 func (d deviceTx) Delete(id string) error {
-	_, err := d.tx.exec(`DELETE FROM device_registration WHERE id = ?`, id)
-	return err
+	if _, err := d.tx.exec(`DELETE FROM device_registration WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete device registration %s: %w", id, err)
+	}
+	if d.s.Deleted == nil {
+		return nil
+	}
+	return d.s.Deleted(d.tx, id)
 }
 
 func (d deviceTx) Ended(r devreg.Registration, reason string, at time.Time) error {
-	if d.ended == nil {
+	if d.s.Ended == nil {
 		return nil
 	}
-	return d.ended(d.tx, r, reason, at)
+	return d.s.Ended(d.tx, r, reason, at)
 }
 
 // Update runs fn in one write transaction.
 func (s DeviceRegistrations) Update(ctx context.Context, fn func(devreg.Tx) error) error {
-	return s.DB.Update(ctx, func(tx *Tx) error { return fn(deviceTx{tx: tx, ended: s.Ended}) })
+	return s.DB.Update(ctx, func(tx *Tx) error { return fn(deviceTx{tx: tx, s: s}) })
 }
 
 const deviceColumns = `id, device_id, phone_number, subject, created_at, expires_at, upstream`

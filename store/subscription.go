@@ -216,6 +216,19 @@ func (t *Tx) ActiveSubscriptions(number, eventType string, now time.Time) ([]Sub
 	return out, nil
 }
 
+// RegistrationSubscriptions lists, inside the transaction, the
+// subscriptions not yet ended that name device registration
+// registrationID.
+func (t *Tx) RegistrationSubscriptions(registrationID string) ([]Subscription, error) {
+	rows, err := t.query(`SELECT `+subscriptionColumns+` FROM subscription
+		WHERE registration_id = ? AND registration_id != '' AND status IN (?, ?, ?) ORDER BY starts_at, id`,
+		registrationID, SubscriptionActive, SubscriptionActivationRequested, SubscriptionInactive)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions of registration %s: %w", registrationID, err)
+	}
+	return scanSubscriptions(rows)
+}
+
 // CountActiveSubscriptions counts, inside the transaction, the ACTIVE
 // subscriptions of number not yet expired by now.
 func (t *Tx) CountActiveSubscriptions(number string, now time.Time) (int, error) {
