@@ -109,31 +109,34 @@ func (l *sipLeg) accept(st *latcher, src netip.AddrPort, ssrc uint32) bool {
 		return false
 	}
 	st.done, st.addr = true, src
-	l.remote.Store(&src)
-	if !sdp.rtcpMux && src != sdp.rtp {
+	l.storeRemote(src, sdp)
+	l.latched.Store(true)
+	l.s.log.WithField("remote", src.String()).Debug("media: latched onto the SIP peer's address")
+	return true
+}
+
+// storeRemote points the leg at the latched address. (A separate function
+// so that only latching, not every packet, moves an address to the heap.)
+func (l *sipLeg) storeRemote(src netip.AddrPort, sdp *remoteSDP) {
+	rtp := src
+	l.remote.Store(&rtp)
+	switch {
+	case sdp.rtcpMux:
+		l.remoteRTCP.Store(&rtp)
+	case src != sdp.rtp:
 		// The RTCP socket of a NATed peer is mapped too: until its own
 		// RTCP arrives, guess the port next to the RTP one.
 		rtcp := netip.AddrPortFrom(src.Addr(), src.Port()+1)
 		l.remoteRTCP.Store(&rtcp)
-	} else if sdp.rtcpMux {
-		l.remoteRTCP.Store(&src)
 	}
-	l.latched.Store(true)
-	l.s.log.WithField("remote", src.String()).Debug("media: latched onto the SIP peer's address")
-	return true
 }
 
 // readRTP is the SIP leg's receive loop: RTP to the WebRTC leg, RTCP
 // (when multiplexed) to the statistics.
 func (l *sipLeg) readRTP() {
 	buf := make([]byte, 1500)
-	var st latcher
-	fw := newToWebRTC(l.s)
-	in := newPacketCounter(l.s.eng.metrics, "sip", "in")
-	defer in.flush()
-	defer fw.flush()
-	drops := newDropCounter(l.s.eng.metrics, "sip")
-	defer drops.flush()
+	r := newSIPReader(l)
+	defer r.flush()
 	for {
 		n, src, err := l.ports.rtp.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -142,33 +145,58 @@ func (l *sipLeg) readRTP() {
 			}
 			continue
 		}
-		pkt := buf[:n]
-		if rtpwire.IsRTCP(pkt) {
-			l.handleRTCP(pkt, src)
-			continue
-		}
-		h, err := rtpwire.Parse(pkt)
-		if err != nil {
-			drops.add(dropMalformed)
-			continue
-		}
-		p := l.s.plan.Load()
-		if p == nil || !p.receivesFromSIP(h.PayloadType) {
-			drops.add(dropPayloadType)
-			continue
-		}
-		if !l.accept(&st, src, h.SSRC) {
-			drops.add(dropUnknownSource)
-			continue
-		}
-		l.rx.Add(1)
-		in.add(n)
-		if h.PayloadType == p.sip.PayloadType {
-			l.stats.onReceived(h.SSRC, h.SequenceNumber, h.Timestamp, time.Now())
-		}
-		if p.toWebRTC {
-			fw.forward(pkt, h, p)
-		}
+		r.packet(buf[:n], src)
+	}
+}
+
+// sipReader is the state of the SIP leg's receive loop.
+type sipReader struct {
+	l     *sipLeg
+	latch latcher
+	fw    *toWebRTC
+	in    *packetCounter
+	drops *dropCounter
+}
+
+func newSIPReader(l *sipLeg) *sipReader {
+	return &sipReader{l: l, fw: newToWebRTC(l.s), in: newPacketCounter(l.s.eng.metrics, "sip", "in"), drops: newDropCounter(l.s.eng.metrics, "sip")}
+}
+
+func (r *sipReader) flush() {
+	r.in.flush()
+	r.fw.flush()
+	r.drops.flush()
+}
+
+// packet handles one datagram from src: checked, latched, counted and
+// forwarded, or dropped.
+func (r *sipReader) packet(pkt []byte, src netip.AddrPort) {
+	l := r.l
+	if rtpwire.IsRTCP(pkt) {
+		l.handleRTCP(pkt, src)
+		return
+	}
+	h, err := rtpwire.Parse(pkt)
+	if err != nil {
+		r.drops.add(dropMalformed)
+		return
+	}
+	p := l.s.plan.Load()
+	if p == nil || !p.receivesFromSIP(h.PayloadType) {
+		r.drops.add(dropPayloadType)
+		return
+	}
+	if !l.accept(&r.latch, src, h.SSRC) {
+		r.drops.add(dropUnknownSource)
+		return
+	}
+	l.rx.Add(1)
+	r.in.add(len(pkt))
+	if h.PayloadType == p.sip.PayloadType {
+		l.stats.onReceived(h.SSRC, h.SequenceNumber, h.Timestamp, time.Now())
+	}
+	if p.toWebRTC {
+		r.fw.forward(pkt, h, p)
 	}
 }
 
@@ -194,7 +222,8 @@ func (l *sipLeg) handleRTCP(pkt []byte, src netip.AddrPort) {
 		return
 	}
 	if cur := l.remoteRTCP.Load(); cur == nil || *cur != src {
-		l.remoteRTCP.Store(&src) // symmetric RTCP: answer where it comes from
+		rtcp := src
+		l.remoteRTCP.Store(&rtcp) // symmetric RTCP: answer where it comes from
 	}
 	l.stats.handle(pkt, time.Now(), func(fractionLost float64, jitter time.Duration) {
 		l.s.eng.metrics.ReceptionReport("sip", fractionLost, jitter)

@@ -95,10 +95,8 @@ func (s *Session) onTrack(track *pion.TrackRemote, receiver *pion.RTPReceiver) {
 // readTrack is the browser→SIP packet path.
 func (s *Session) readTrack(track *pion.TrackRemote) {
 	buf := make([]byte, 1500)
-	fw := newToSIP(s)
-	in := newPacketCounter(s.eng.metrics, "webrtc", "in")
-	defer in.flush()
-	defer fw.flush()
+	r := newTrackReader(s)
+	defer r.flush()
 	for {
 		n, _, err := track.Read(buf)
 		if err != nil {
@@ -112,16 +110,36 @@ func (s *Session) readTrack(track *pion.TrackRemote) {
 				continue
 			}
 		}
-		h, err := rtpwire.Parse(buf[:n])
-		if err != nil {
-			continue
-		}
-		s.webrtcRx.Add(1)
-		in.add(n)
-		p := s.plan.Load()
-		if p != nil && p.toSIP {
-			fw.forward(buf[:n], h, p)
-		}
+		r.packet(buf[:n])
+	}
+}
+
+// trackReader is the state of the browser→SIP packet path.
+type trackReader struct {
+	s  *Session
+	fw *toSIP
+	in *packetCounter
+}
+
+func newTrackReader(s *Session) *trackReader {
+	return &trackReader{s: s, fw: newToSIP(s), in: newPacketCounter(s.eng.metrics, "webrtc", "in")}
+}
+
+func (r *trackReader) flush() {
+	r.in.flush()
+	r.fw.flush()
+}
+
+// packet handles one decrypted packet of the browser's track.
+func (r *trackReader) packet(pkt []byte) {
+	h, err := rtpwire.Parse(pkt)
+	if err != nil {
+		return
+	}
+	r.s.webrtcRx.Add(1)
+	r.in.add(len(pkt))
+	if p := r.s.plan.Load(); p != nil && p.toSIP {
+		r.fw.forward(pkt, h, p)
 	}
 }
 
