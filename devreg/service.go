@@ -123,7 +123,8 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 	if err != nil {
 		return Registration{}, err
 	}
-	r := Registration{ID: uuid.NewString(), DeviceID: strings.ToLower(deviceID), PhoneNumber: number, Subject: subject,
+	// Version 7: time-ordered ids keep the primary-key index append-only.
+	r := Registration{ID: uuid.Must(uuid.NewV7()).String(), DeviceID: strings.ToLower(deviceID), PhoneNumber: number, Subject: subject,
 		CreatedAt: now, ExpiresAt: exp}
 	if s.Upstream != nil {
 		if r.Upstream, err = s.Upstream.Activate(ctx, number); err != nil {

@@ -65,7 +65,7 @@ const deviceColumns = `id, device_id, phone_number, subject, created_at, expires
 
 // Get returns registration id.
 func (s DeviceRegistrations) Get(ctx context.Context, id string) (devreg.Registration, bool, error) {
-	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE id = ?`, id)
+	rows, err := s.DB.readQuery(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE id = ?`, id)
 	if err != nil {
 		return devreg.Registration{}, false, fmt.Errorf("device registration %s: %w", id, err)
 	}
@@ -79,7 +79,7 @@ func (s DeviceRegistrations) Get(ctx context.Context, id string) (devreg.Registr
 
 // OfNumber returns number's registrations, expired ones not yet swept too.
 func (s DeviceRegistrations) OfNumber(ctx context.Context, number string) ([]devreg.Registration, error) {
-	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE phone_number = ?`, number)
+	rows, err := s.DB.readQuery(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE phone_number = ?`, number)
 	if err != nil {
 		return nil, fmt.Errorf("device registrations of %s: %w", number, err)
 	}
@@ -89,7 +89,7 @@ func (s DeviceRegistrations) OfNumber(ctx context.Context, number string) ([]dev
 
 // Expired returns the registrations that expired by now.
 func (s DeviceRegistrations) Expired(ctx context.Context, now time.Time) ([]devreg.Registration, error) {
-	rows, err := s.DB.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE expires_at <= ?`, formatTime(now))
+	rows, err := s.DB.readQuery(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE expires_at <= ?`, formatTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("expired device registrations: %w", err)
 	}

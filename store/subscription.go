@@ -249,7 +249,7 @@ func (t *Tx) CountActiveSubscriptions(number string, now time.Time) (int, error)
 
 // Subscription reads one subscription.
 func (db *DB) Subscription(ctx context.Context, id string) (Subscription, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+subscriptionColumns+` FROM subscription WHERE id = ?`, id)
+	rows, err := db.readQuery(ctx, `SELECT `+subscriptionColumns+` FROM subscription WHERE id = ?`, id)
 	if err != nil {
 		return Subscription{}, fmt.Errorf("subscription %s: %w", id, err)
 	}
@@ -259,7 +259,7 @@ func (db *DB) Subscription(ctx context.Context, id string) (Subscription, error)
 // SubscriptionsByOwner lists the subscriptions of a phone number, ended
 // ones included until purged, oldest first.
 func (db *DB) SubscriptionsByOwner(ctx context.Context, number string) ([]Subscription, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+subscriptionColumns+` FROM subscription
+	rows, err := db.readQuery(ctx, `SELECT `+subscriptionColumns+` FROM subscription
 		WHERE owner_number = ? ORDER BY starts_at, id`, number)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -270,7 +270,7 @@ func (db *DB) SubscriptionsByOwner(ctx context.Context, number string) ([]Subscr
 // DueSubscriptions lists up to limit ACTIVE subscriptions whose expiry is
 // at or before now, or whose sink token expires at or before tokenBy.
 func (db *DB) DueSubscriptions(ctx context.Context, now, tokenBy time.Time, limit int) ([]Subscription, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+subscriptionColumns+` FROM subscription
+	rows, err := db.readQuery(ctx, `SELECT `+subscriptionColumns+` FROM subscription
 		WHERE status = ? AND (expires_at <= ? OR (sink_token_expires_at <> '' AND sink_token_expires_at <= ?))
 		ORDER BY expires_at LIMIT ?`, SubscriptionActive, formatTime(now), formatTime(tokenBy), limit)
 	if err != nil {
