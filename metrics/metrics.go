@@ -21,13 +21,14 @@ type Registry struct {
 	Breakout *Breakout
 	Upstream *Upstream
 	CAMARA   *CAMARA
+	Media    *Media
 }
 
 // New builds a registry with the Go and process collectors and the SIP series.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg), Upstream: newUpstream(reg), CAMARA: newCAMARA(reg)}
+	return &Registry{reg: reg, SIP: newSIP(reg), Breakout: newBreakout(reg), Upstream: newUpstream(reg), CAMARA: newCAMARA(reg), Media: newMedia(reg)}
 }
 
 // Prometheus exposes the underlying registry for packages that add their own series.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"callpath/internal/mediatest"
+	"callpath/metrics"
 	"callpath/webrtc"
 
 	"github.com/sirupsen/logrus"
@@ -205,3 +206,6 @@ func checkDigitsBothWays(t *testing.T, browser *mediatest.Browser, phone *mediat
 		return ev.digits("webrtc") == "1#" && ev.digits("sip") == "59", fmt.Sprintf("OnDTMF saw %q from the browser, %q from the phone", ev.digits("webrtc"), ev.digits("sip"))
 	}, "OnDTMF reports the digits of both legs")
 }
+
+// The gateway's Prometheus series implement the plane's Metrics.
+var _ webrtc.Metrics = (*metrics.Media)(nil)
