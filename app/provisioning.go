@@ -90,6 +90,7 @@ func (a *App) provisioningRoutes(mux *http.ServeMux) {
 	provisioning.ExplainRoutes(mux, a.breakout, a.verifier)
 	provisioning.UpstreamRoutes(mux, a.accounts, a.verifier)
 	provisioning.DeadLetterRoutes(mux, a.db, a.verifier)
+	provisioning.TerminateRoutes(mux, a.camara.events, a.verifier, a.log.WithField("component", "provisioning"))
 }
 
 // sweepRegistrations removes expired registrations every interval until ctx

@@ -243,6 +243,43 @@ func (e *Events) EndRegistrationTx(tx *store.Tx, registrationID string) (int, er
 	return n, nil
 }
 
+// Terminate ends, with their subscription-ended events, the open
+// subscriptions of number, or of every subscriber when number is "": the
+// operator stops the service (NETWORK_TERMINATED, "API server stopped
+// sending notification"). A restart of callpath is not such an end:
+// subscriptions outlive it. It returns how many it ended.
+func (e *Events) Terminate(ctx context.Context, number, description string) (int, error) {
+	const batch = 200
+	ended := 0
+	for {
+		open, err := e.cfg.DB.OpenSubscriptions(ctx, number, batch)
+		if err != nil || len(open) == 0 {
+			return ended, err
+		}
+		n := 0
+		err = e.cfg.DB.Update(ctx, func(tx *store.Tx) error {
+			for _, s := range open {
+				ok, err := e.endTx(tx, s, ReasonNetworkTerminated, description, e.cfg.Now())
+				if err != nil {
+					return err
+				}
+				if ok {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return ended, err
+		}
+		ended += n
+		e.notify()
+		if len(open) < batch {
+			return ended, nil
+		}
+	}
+}
+
 // Sweep ends the subscriptions that have expired by now (reason
 // SUBSCRIPTION_EXPIRED) or whose sink token expires within TokenLead
 // (ACCESS_TOKEN_EXPIRED), each with its subscription-ended event in the

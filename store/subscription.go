@@ -267,6 +267,18 @@ func (db *DB) SubscriptionsByOwner(ctx context.Context, number string) ([]Subscr
 	return scanSubscriptions(rows)
 }
 
+// OpenSubscriptions lists up to limit subscriptions not yet ended, of
+// owner or, when owner is "", of everyone, oldest first.
+func (db *DB) OpenSubscriptions(ctx context.Context, owner string, limit int) ([]Subscription, error) {
+	rows, err := db.readQuery(ctx, `SELECT `+subscriptionColumns+` FROM subscription
+		WHERE (? = '' OR owner_number = ?) AND status IN (?, ?, ?) ORDER BY starts_at, id LIMIT ?`,
+		owner, owner, SubscriptionActive, SubscriptionActivationRequested, SubscriptionInactive, limit)
+	if err != nil {
+		return nil, fmt.Errorf("open subscriptions: %w", err)
+	}
+	return scanSubscriptions(rows)
+}
+
 // DueSubscriptions lists up to limit ACTIVE subscriptions whose expiry is
 // at or before now, or whose sink token expires at or before tokenBy.
 func (db *DB) DueSubscriptions(ctx context.Context, now, tokenBy time.Time, limit int) ([]Subscription, error) {

@@ -105,8 +105,8 @@ func (c *camaraClient) subscribe(sink *sinktest.Sink, regID, sinkToken string) s
 
 // A device registers, subscribes to registration-ends at an HTTPS sink,
 // and lets the registration expire: the sink gets the CloudEvent with the
-// subscription's bearer token, after failing three times first. Deleting
-// the subscription sends subscription-ended.
+// subscription's bearer token, after failing three times first, and then
+// subscription-ended: the subscription served that registration.
 func TestRegistrationEndsReachTheSink(t *testing.T) {
 	sink := sinktest.Start(t)
 	gw := startGateway(t, "127.0.0.1:9", camaraConfig(sink))
@@ -133,23 +133,19 @@ func TestRegistrationEndsReachTheSink(t *testing.T) {
 		t.Errorf("refresh of an expired registration: %d", code)
 	}
 
-	// The subscription outlives the registration and can be extended.
-	later := time.Now().Add(6 * time.Hour).UTC().Truncate(time.Second)
-	code, out := c.do("PUT", eventsBase+"/subscriptions/"+subID, map[string]any{
-		"config": map[string]any{"subscriptionExpireTime": later.Format(time.RFC3339)}})
-	if code != http.StatusOK || out["expiresAt"] == nil {
-		t.Fatalf("refresh subscription: %d %v", code, out)
-	}
-	if got, _ := time.Parse(time.RFC3339Nano, out["expiresAt"].(string)); !got.Equal(later) {
-		t.Errorf("expiresAt %v, want %v", out["expiresAt"], later)
-	}
-
-	if code, out := c.do("DELETE", eventsBase+"/subscriptions/"+subID, nil); code != http.StatusAccepted && code != http.StatusNoContent {
-		t.Fatalf("delete subscription: %d %v", code, out)
-	}
+	// In r2.2 the subscription serves that registration alone: it ends
+	// with it, told after the registration-ends event.
 	evs := sink.WaitEvents(2, 10*time.Second)
-	if evs[1].Type != typeEnded {
+	_ = json.Unmarshal(evs[1].Data, &data)
+	if evs[1].Type != typeEnded || data["subscriptionId"] != subID || data["terminationReason"] != "NETWORK_TERMINATED" {
 		t.Fatalf("second event %+v", evs[1])
+	}
+	if code, _ := c.do("PUT", eventsBase+"/subscriptions/"+subID, map[string]any{
+		"config": map[string]any{"subscriptionExpireTime": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}}); code != http.StatusNotFound {
+		t.Fatalf("refresh of the ended subscription: %d", code)
+	}
+	if code, out := c.do("GET", eventsBase+"/subscriptions/"+subID, nil); code != http.StatusOK || out["status"] != "DELETED" {
+		t.Fatalf("ended subscription: %d %v", code, out)
 	}
 	for _, series := range []string{`callpath_events_deliveries_total{outcome="delivered"} 2`, `callpath_events_deliveries_total{outcome="retry"} 3`} {
 		name, want, _ := strings.Cut(series, " ")
@@ -157,6 +153,60 @@ func TestRegistrationEndsReachTheSink(t *testing.T) {
 	}
 	if got := gw.metric(`callpath_camara_requests_total{api="webrtc-registration",code="200",operation="POST /webrtc-registration/v0.3/sessions"}`); got != "1" {
 		t.Errorf("request metric %q", got)
+	}
+}
+
+// The operator stops the service for one subscriber: each of its open
+// subscriptions ends with subscription-ended NETWORK_TERMINATED; another
+// subscriber's stays. Apps cannot do it, and "everyone" must be asked for
+// in words.
+func TestOperatorTerminatesSubscriptions(t *testing.T) {
+	sink := sinktest.Start(t)
+	gw := startGateway(t, "127.0.0.1:9", camaraConfig(sink))
+	alice := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
+	bob := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000002")
+	aliceSub := alice.subscribe(sink, alice.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Time{}), "alice-sink")
+	bobSub := bob.subscribe(sink, bob.register("5d0c8a8e-4f6b-4a53-9d55-8b7f3a1e2c90", time.Time{}), "bob-sink")
+
+	ops, err := gw.app.DevIssuer().Mint(auth.Token{Subject: "ops", Scopes: []string{"callpath:operator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminate := func(token, query string) (int, map[string]any) {
+		req, _ := http.NewRequest("DELETE", "http://"+gw.app.HTTPAddr()+"/events/v1/subscriptions"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	if code, _ := terminate(alice.token, "?phoneNumber=%2B4790000001"); code != http.StatusForbidden {
+		t.Fatalf("an app's token terminated subscriptions: %d", code)
+	}
+	for _, q := range []string{"", "?all=yes", "?phoneNumber=4790000001", "?phoneNumber=%2B4790000001&all=true"} {
+		if code, _ := terminate(ops, q); code != http.StatusBadRequest {
+			t.Fatalf("DELETE /events/v1/subscriptions%s: %d, want 400", q, code)
+		}
+	}
+	if code, out := terminate(ops, "?phoneNumber=%2B4790000001"); code != http.StatusOK || out["ended"] != float64(1) {
+		t.Fatalf("terminate: %d %v", code, out)
+	}
+	ev := sink.WaitEvents(1, 10*time.Second)[0]
+	var data map[string]any
+	_ = json.Unmarshal(ev.Data, &data)
+	if ev.Type != typeEnded || ev.Authorization != "Bearer alice-sink" || data["subscriptionId"] != aliceSub ||
+		data["terminationReason"] != "NETWORK_TERMINATED" || data["terminationDescription"] == nil {
+		t.Fatalf("event %+v %v", ev, data)
+	}
+	if code, out := bob.do("GET", eventsBase+"/subscriptions/"+bobSub, nil); code != http.StatusOK || out["status"] != "ACTIVE" {
+		t.Fatalf("bob's subscription: %d %v", code, out)
+	}
+	if code, out := terminate(ops, "?phoneNumber=%2B4790000001"); code != http.StatusOK || out["ended"] != float64(0) {
+		t.Fatalf("terminating again: %d %v", code, out)
 	}
 }
 
