@@ -2,7 +2,8 @@
 // of callpath: the common HTTP layer every API shares (CAMARA error bodies,
 // x-correlator, router 404/405, JSON bodies, bearer tokens and scopes) and,
 // so far, webrtc-events subscriptions with their CloudEvents written to the
-// store's outbox in the same transaction as the state change (DESIGN §5).
+// store's outbox in the same transaction as the state change (DESIGN §5),
+// and webrtc-registration device registrations.
 //
 // Decisions where the specs leave room (see also the report in the issue):
 //
@@ -33,4 +34,19 @@
 //     OUT_OF_RANGE. types holds exactly one type (r2.2 maxItems 1).
 //   - PUT /subscriptions/{id} (main's refresh) is served only with
 //     EventsConfig.EnableUpdate, since r2.2 does not define it.
+//   - A subscription that names a device registration (r2.2's
+//     subscriptionDetail.registrationId) ends with it, however it ends
+//     (expiry, the network, DELETE, a newer registration of the device):
+//     NETWORK_TERMINATED, after the registration's own registration-ends.
+//     Its events are filtered by that registration, so it could serve no
+//     other. main's device-scoped subscriptions will outlive registrations.
+//   - "Shutdown of the service" is the operator's act, not a restart:
+//     subscriptions are durable and outlive restarts. The operator API
+//     DELETE /events/v1/subscriptions?phoneNumber= (or ?all=true) ends
+//     them with NETWORK_TERMINATED ("API server stopped sending
+//     notification").
+//   - Two identical subscriptions are two subscriptions (no 409
+//     ALREADY_EXISTS): r2.2 defines no identity for a subscription but its
+//     id, and the sink tolerates duplicates by event id anyway.
+//   - Ids are UUIDs of version 7 (time-ordered, for the store's indexes).
 package camara
