@@ -46,6 +46,7 @@ type App struct {
 	upstream   *upstream.Client
 	accounts   *upstream.Accounts
 	camara     *camaraStack
+	relay      *relayStack // nil: relay.enabled is off
 	bgWG       sync.WaitGroup // background work that uses the store
 	verifier   auth.TokenVerifier
 	devIssuer  *auth.DevIssuer
@@ -113,6 +114,10 @@ func New(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*App, error
 	}
 	a.accounts = &upstream.Accounts{Client: a.upstream, Ranges: upstreamRanges(cfg), Store: a.db}
 	if a.camara, err = a.newCAMARA(cfg); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	if a.relay, err = a.newRelay(cfg); err != nil {
 		a.closeStore()
 		return nil, err
 	}
@@ -192,6 +197,7 @@ func (a *App) Start(ctx context.Context) error {
 		defer a.bgWG.Done()
 		a.camara.run(bg, a.cfg.CAMARA.SweepInterval, camaraErr)
 	}()
+	a.relay.start(bg, &a.bgWG)
 	unwatch := a.camara.watchUpstream(bg, a.upstream, camaraErr)
 	go func() { <-bg.Done(); unwatch() }()
 	if n, err := a.accounts.Restore(ctx); err != nil {
@@ -298,6 +304,7 @@ func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Dur
 			a.sip.Drain(drainCtx)
 			cancel()
 		}
+		a.relay.shutdown(ctx, a.log) // sockets get 1001 while the store is open
 		if a.stopBg != nil {
 			a.stopBg()
 		}

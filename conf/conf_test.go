@@ -22,6 +22,11 @@ func TestDefaultsRunAsTheyAre(t *testing.T) {
 	if cfg.SIP.NoAnswerTimeout != 120*time.Second || cfg.Shutdown.DrainTimeout != 30*time.Second {
 		t.Fatalf("durations: %+v %+v", cfg.SIP, cfg.Shutdown)
 	}
+	r := cfg.Relay
+	if !r.Enabled || r.Listen != "0.0.0.0:8090" || r.MaxConnections != 16000 || r.Queue.WhenFull != "reject" ||
+		r.PingInterval != 25*time.Second || cfg.RelayKeyFile() != filepath.Join("var", "relay.key") {
+		t.Fatalf("relay defaults: %+v, key %s", r, cfg.RelayKeyFile())
+	}
 }
 
 // Every key of the config struct is written, with a comment, in the shipped
@@ -67,6 +72,19 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"camara: {base_path: 'camara/'}", "camara.base_path"},
 		{"camara: {registration: {default_ttl: 1s}}", "camara.registration.default_ttl"},
 		{"camara: {delivery: {workers: 0}}", "camara.delivery.workers"},
+		{"relay: {public_url: 'relay.example.com'}", "relay.public_url"},
+		{"relay: {listen: 'nowhere'}", "relay.listen"},
+		{"relay: {tls: {cert_file: 'c.pem'}}", "relay.tls.key_file"},
+		{"relay: {max_connections: 0}", "relay.max_connections"},
+		{"relay: {ping_interval: 0s}", "relay.ping_interval"},
+		{"relay: {max_message_bytes: 10}", "relay.max_message_bytes"},
+		{"relay: {allowed_origins: ['https://app.example.com/path']}", "relay.allowed_origins[0]"},
+		{"relay: {ack_window: 0}", "relay.ack_window"},
+		{"relay: {queue: {when_full: block}}", "relay.queue.when_full"},
+		{"relay: {queue: {max_events: 0}}", "relay.queue.max_events"},
+		{"relay: {sink_token_ttl: 10s}", "relay.sink_token_ttl"},
+		{"relay: {shiny: true}", "relay.shiny"},
+		{"auth: {issuer: callpath-relay}", "auth.issuer"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.yaml))

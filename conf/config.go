@@ -16,6 +16,7 @@ type Config struct {
 	Registrations Registrations `yaml:"registrations"`
 	Upstream      Upstream      `yaml:"upstream"`
 	CAMARA        CAMARA        `yaml:"camara"`
+	Relay         Relay         `yaml:"relay"`
 	Auth          Auth          `yaml:"auth"`
 	HTTP          HTTP          `yaml:"http"`
 	GRPC          GRPC          `yaml:"grpc"`
@@ -157,6 +158,56 @@ type CAMARADelivery struct {
 	MaxAge      time.Duration `yaml:"max_age"`
 	RetryMin    time.Duration `yaml:"retry_min"`
 	RetryMax    time.Duration `yaml:"retry_max"`
+}
+
+// Relay configures the WebSocket notification relay (package relay):
+// embedded in the gateway's HTTP server when Enabled, or run alone by
+// `callpath relay` on Listen.
+type Relay struct {
+	Enabled   bool     `yaml:"enabled"`
+	PublicURL string   `yaml:"public_url"` // where senders reach the relay; empty: the Host of each connect
+	Listen    string   `yaml:"listen"`     // `callpath relay` only
+	TLS       RelayTLS `yaml:"tls"`        // `callpath relay` only
+	// KeyFile signs the relay-issued tokens; empty: relay.key beside
+	// store.path.
+	KeyFile             string        `yaml:"key_file"`
+	RequiredScope       string        `yaml:"required_scope"`
+	MaxConnections      int           `yaml:"max_connections"`
+	MaxBindingsPerOwner int           `yaml:"max_bindings_per_owner"` // 0: no limit
+	PingInterval        time.Duration `yaml:"ping_interval"`
+	PongTimeout         time.Duration `yaml:"pong_timeout"`
+	WriteTimeout        time.Duration `yaml:"write_timeout"`
+	MaxMessageBytes     int           `yaml:"max_message_bytes"`
+	MaxEventBytes       int           `yaml:"max_event_bytes"`
+	AllowedOrigins      []string      `yaml:"allowed_origins"`
+	AckWindow           int           `yaml:"ack_window"`
+	Queue               RelayQueue    `yaml:"queue"`
+	SinkTokenTTL        time.Duration `yaml:"sink_token_ttl"`
+	TokenTTL            time.Duration `yaml:"token_ttl"`
+	BindingIdleTTL      time.Duration `yaml:"binding_idle_ttl"`
+	SweepInterval       time.Duration `yaml:"sweep_interval"`
+}
+
+// RelayTLS is the certificate of `callpath relay`'s HTTPS server.
+type RelayTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// RelayQueue bounds each binding's queue.
+type RelayQueue struct {
+	MaxEvents int           `yaml:"max_events"`
+	MaxAge    time.Duration `yaml:"max_age"`
+	WhenFull  string        `yaml:"when_full"` // "reject" or "drop_oldest"
+}
+
+// RelayKeyFile is where the relay's token signing key lives: relay.key_file,
+// or relay.key beside the store.
+func (c *Config) RelayKeyFile() string {
+	if c.Relay.KeyFile != "" {
+		return c.Relay.KeyFile
+	}
+	return filepath.Join(filepath.Dir(c.Store.Path), "relay.key")
 }
 
 // Auth says which OAuth2 bearer tokens the APIs accept.

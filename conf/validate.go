@@ -115,6 +115,9 @@ func (c *Config) Validate() error {
 	if err := c.validateCAMARA(); err != nil {
 		return err
 	}
+	if err := c.validateRelay(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}
@@ -275,6 +278,74 @@ func (c *Config) validateCAMARA() error {
 	}
 	if d.MaxAttempts < 1 {
 		return keyError("camara.delivery.max_attempts", "want at least 1, got %d", d.MaxAttempts)
+	}
+	return nil
+}
+
+// relayTokenIssuer is the issuer of relay-issued tokens (relay.RelayIssuer):
+// operator tokens must not share it.
+const relayTokenIssuer = "callpath-relay"
+
+func (c *Config) validateRelay() error {
+	r := c.Relay
+	if c.Auth.Issuer == relayTokenIssuer {
+		return keyError("auth.issuer", "%q is the relay's own token issuer; choose another", relayTokenIssuer)
+	}
+	if r.PublicURL != "" {
+		u, err := url.Parse(r.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return keyError("relay.public_url", "want http(s)://host[:port][/path], got %q", r.PublicURL)
+		}
+	}
+	if err := checkHostPort("relay.listen", r.Listen); err != nil {
+		return err
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		return keyError("relay.tls.key_file", "relay.tls.cert_file and relay.tls.key_file go together")
+	}
+	if r.MaxConnections < 1 || r.MaxConnections > 1_000_000 {
+		return keyError("relay.max_connections", "want 1 to 1000000, got %d", r.MaxConnections)
+	}
+	if r.MaxBindingsPerOwner < 0 {
+		return keyError("relay.max_bindings_per_owner", "want 0 (no limit) or more, got %d", r.MaxBindingsPerOwner)
+	}
+	for key, d := range map[string]time.Duration{"relay.ping_interval": r.PingInterval, "relay.pong_timeout": r.PongTimeout,
+		"relay.write_timeout": r.WriteTimeout, "relay.queue.max_age": r.Queue.MaxAge, "relay.sweep_interval": r.SweepInterval} {
+		if err := positive(key, d); err != nil {
+			return err
+		}
+	}
+	for key, d := range map[string]time.Duration{"relay.sink_token_ttl": r.SinkTokenTTL, "relay.token_ttl": r.TokenTTL,
+		"relay.binding_idle_ttl": r.BindingIdleTTL} {
+		if d < time.Minute {
+			return keyError(key, "want at least 1m, got %s", d)
+		}
+	}
+	if r.MaxMessageBytes < 128 || r.MaxMessageBytes > 1<<20 {
+		return keyError("relay.max_message_bytes", "want 128 to 1048576, got %d", r.MaxMessageBytes)
+	}
+	if r.MaxEventBytes < 1024 || r.MaxEventBytes > 16<<20 {
+		return keyError("relay.max_event_bytes", "want 1024 to 16777216, got %d", r.MaxEventBytes)
+	}
+	for i, o := range r.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" {
+			return keyError("relay.allowed_origins["+strconv.Itoa(i)+"]", "want an origin such as https://app.example.com, or *, got %q", o)
+		}
+	}
+	if r.AckWindow < 1 || r.AckWindow > 10000 {
+		return keyError("relay.ack_window", "want 1 to 10000, got %d", r.AckWindow)
+	}
+	if r.Queue.MaxEvents < 1 {
+		return keyError("relay.queue.max_events", "want at least 1, got %d", r.Queue.MaxEvents)
+	}
+	switch r.Queue.WhenFull {
+	case "reject", "drop_oldest":
+	default:
+		return keyError("relay.queue.when_full", "want reject or drop_oldest, got %q", r.Queue.WhenFull)
 	}
 	return nil
 }

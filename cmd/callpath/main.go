@@ -45,8 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return token(args, stdout, stderr)
 	case "route":
 		return route(args, stdout, stderr)
+	case "relay":
+		return relayCommand(args, stderr)
 	default:
-		fmt.Fprintf(stderr, "callpath: unknown command %q (want serve, config, token, route or version)\n", cmd)
+		fmt.Fprintf(stderr, "callpath: unknown command %q (want serve, relay, config, token, route or version)\n", cmd)
 		return 2
 	}
 }
