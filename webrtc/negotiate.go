@@ -80,20 +80,16 @@ func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, 
 		return "", err
 	}
 	s.pc = pc
-	if err := pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: s.browserOfferRaw}); err != nil {
-		return "", fmt.Errorf("%w: the browser offer: %w", ErrBadSDP, err)
-	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: answering the browser: %w", ErrNoCommonCodec, err)
-	}
-	sdp, err := s.localDescription(ctx, pc, answer)
+	sdp, err := s.answerBrowser(ctx, s.browserOfferRaw, s.browserOffer.Audio.Direction)
 	if err != nil {
 		return "", err
 	}
 	s.sip.setRemote(&d.Audio)
 	s.lastSIPAnswer, s.webrtcAnswer = d, sdp
-	s.activate(c, sdpaudio.Combine(s.browserOffer.Audio.Direction, d.Audio.Direction), d.Audio.Direction, s.browserOffer.Audio.Direction, ptTESIP)
+	s.activate(c, directions{
+		sip:       sdpaudio.Combine(s.browserOffer.Audio.Direction, d.Audio.Direction),
+		sipRemote: d.Audio.Direction, webRemote: s.browserOffer.Audio.Direction,
+	}, ptTESIP)
 	return sdp, nil
 }
 
@@ -107,13 +103,11 @@ func (s *Session) reanswerFromSIP(d *sdpaudio.Description, c codecs) error {
 	if cur.mode != c.mode || cur.web.Name != c.web.Name {
 		return fmt.Errorf("%w: %s to %s", ErrCodecChanged, cur.label(), c.label())
 	}
-	s.sip.setRemote(&d.Audio)
+	s.setSIPRemote(&d.Audio)
 	s.lastSIPAnswer = d
-	next := *cur
-	next.codecs = c
-	next.toSIP = d.Audio.Direction.Receives() && !d.Audio.Addr.IsUnspecified()
-	next.expectSIP = d.Audio.Direction.Sends()
-	s.plan.Store(&next)
+	s.dirs.sipRemote = d.Audio.Direction
+	s.dirs.sip = sdpaudio.Combine(s.browserOffer.Audio.Direction, d.Audio.Direction)
+	s.replan(c)
 	return nil
 }
 
@@ -199,29 +193,42 @@ func (s *Session) AnswerFromWebRTC(ctx context.Context, browserAnswer string) (s
 	s.sipAnswer = sdpaudio.Answer(s.sipOffer, local)
 	s.lastWebAnswer = browserAnswer
 	s.sip.setRemote(&offered)
-	s.activate(c, ourDir, offered.Direction, d.Audio.Direction, c.sipTE.PayloadType)
+	s.activate(c, directions{sip: ourDir, sipRemote: offered.Direction, webRemote: d.Audio.Direction}, c.sipTE.PayloadType)
 	return s.sipAnswer, nil
 }
 
 // activate starts the media once both legs are negotiated (under s.mu).
-// sipDir is our direction toward the SIP peer, sipRemoteDir the peer's,
-// webRemoteDir the browser's; sipTERecv the telephone-event payload type
-// we announced to the SIP peer.
-func (s *Session) activate(c codecs, sipDir, sipRemoteDir, webRemoteDir sdpaudio.Direction, sipTERecv uint8) {
-	s.plan.Store(&plan{
-		codecs:       c,
-		toSIP:        sipDir.Sends() && webRemoteDir.Sends() && !s.sip.sdpRemote.Load().rtp.Addr().IsUnspecified(),
-		toWebRTC:     sipRemoteDir.Sends() && webRemoteDir.Receives(),
-		expectSIP:    sipRemoteDir.Sends() && sipDir.Receives(),
-		expectWebRTC: webRemoteDir.Sends(),
-		sipTERecv:    sipTERecv,
-	})
+func (s *Session) activate(c codecs, d directions, sipTERecv uint8) {
+	s.dirs, s.sipTERecv = d, sipTERecv
+	s.replan(c)
 	s.state, s.activated = stateActive, time.Now()
 	s.armConnectTimer()
 	s.started.Store(true)
 	s.eng.metrics.SessionStarted(c.label(), c.mode.String())
 	s.log.WithField("codec", c.label()).WithField("mode", c.mode.String()).Debug("media: session negotiated")
 	s.spawn(s.supervise)
+}
+
+// directions are the three direction attributes that decide what flows:
+// ours toward the SIP peer, the SIP peer's, and the browser's (ours
+// toward the browser follows the browser's, pion answers it).
+type directions struct {
+	sip, sipRemote, webRemote sdpaudio.Direction
+}
+
+// replan publishes a new plan for the packet paths from the codecs and
+// the current directions (under s.mu).
+func (s *Session) replan(c codecs) {
+	d := s.dirs
+	sdp := s.sip.sdpRemote.Load()
+	s.plan.Store(&plan{
+		codecs:       c,
+		toSIP:        d.sip.Sends() && d.sipRemote.Receives() && d.webRemote.Sends() && sdp != nil && !sdp.rtp.Addr().IsUnspecified(),
+		toWebRTC:     d.sipRemote.Sends() && d.sip.Receives() && d.webRemote.Receives(),
+		expectSIP:    d.sipRemote.Sends() && d.sip.Receives(),
+		expectWebRTC: d.webRemote.Sends(),
+		sipTERecv:    s.sipTERecv,
+	})
 }
 
 // usable checks the session has not ended and is in one of states.

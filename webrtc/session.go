@@ -62,6 +62,9 @@ type Session struct {
 	sdpVersion      uint64
 	pc              *pion.PeerConnection
 	connectTimer    *time.Timer
+	dirs            directions
+	sipReoffered    Direction // our direction in the last SIPReoffer
+	sipTERecv       uint8     // the telephone-event payload type we announced to the SIP side
 
 	track *outTrack
 	sip   *sipLeg
@@ -243,6 +246,9 @@ type Info struct {
 	SIPRemote netip.AddrPort // where RTP goes: latched, or from the SDP
 	Latched   bool           // the SIP peer's source address was learned
 	Connected bool           // ICE and DTLS are up on the WebRTC leg
+	// ToSIP and ToWebRTC tell whether media is forwarded into each leg now
+	// (hold stops one or both).
+	ToSIP, ToWebRTC bool
 	// Packets received from each leg.
 	WebRTCPackets, SIPPackets uint64
 }
@@ -261,6 +267,7 @@ func (s *Session) Info() Info {
 	}
 	if p := s.plan.Load(); p != nil {
 		i.Mode, i.Codec = p.mode, p.label()
+		i.ToSIP, i.ToWebRTC = p.toSIP, p.toWebRTC
 	}
 	return i
 }

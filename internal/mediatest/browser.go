@@ -108,6 +108,20 @@ func (b *Browser) Offer(t testing.TB) string {
 	return b.setLocal(t, offer)
 }
 
+// Reoffer returns a new offer with the direction attribute replaced, as
+// a browser on hold offers sendonly or inactive; its answer goes to
+// Accept. (pion cannot set a transceiver's direction, so its own local
+// description keeps sendrecv: only the SDP sent out says otherwise.)
+func (b *Browser) Reoffer(t testing.TB, direction string) string {
+	t.Helper()
+	offer, err := b.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp := b.setLocal(t, offer)
+	return strings.Replace(sdp, "a=sendrecv", "a="+direction, 1)
+}
+
 // Accept applies the answer to Offer and starts sending.
 func (b *Browser) Accept(t testing.TB, answer string) {
 	t.Helper()

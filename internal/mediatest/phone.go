@@ -99,11 +99,15 @@ func (p *Phone) pt() uint8 {
 }
 
 // SDP is the phone's offer or answer: its codec and telephone-event/8000.
-func (p *Phone) SDP() string {
+func (p *Phone) SDP() string { return p.SDPWith("sendrecv", 1) }
+
+// SDPWith is the phone's SDP with a direction attribute and an origin
+// version (raise it for each new offer: RFC 3264 §8).
+func (p *Phone) SDPWith(direction string, version int) string {
 	a := p.announced
-	return fmt.Sprintf("v=0\r\no=phone 1 1 IN IP4 %s\r\ns=phone\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-		a.Addr(), a.Addr(), a.Port(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE)
+	return fmt.Sprintf("v=0\r\no=phone 1 %d IN IP4 %s\r\ns=phone\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n",
+		version, a.Addr(), a.Addr(), a.Port(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE, direction)
 }
 
 // RemoteFrom reads the address to send to out of the other side's SDP
