@@ -46,7 +46,7 @@ type App struct {
 	upstream   *upstream.Client
 	accounts   *upstream.Accounts
 	camara     *camaraStack
-	relay      *relayStack // nil: relay.enabled is off
+	relay      *relayStack    // nil: relay.enabled is off
 	bgWG       sync.WaitGroup // background work that uses the store
 	verifier   auth.TokenVerifier
 	devIssuer  *auth.DevIssuer
