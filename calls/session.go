@@ -1,0 +1,23 @@
+package calls
+
+import "time"
+
+// Session is a media session as the webrtc-call-handling API shows it.
+type Session struct {
+	ID               string
+	Owner            string // the subscriber (the token's phone number)
+	RegistrationID   string // the device registration it belongs to
+	Role             Role
+	Originator       Address
+	OriginatorName   string
+	Receiver         Address
+	ReceiverName     string
+	Status           Status
+	Offer            string // SDP: the device's (outgoing) or the gateway's (incoming)
+	Answer           string // SDP: the other side's, once given
+	ClientCorrelator string // echoed unchanged (r2.2)
+	Reason           string // what the last change was, e.g. "180 Ringing"
+	Sequence         int    // the sequenceNumber of the last session-status event
+	CreatedAt        time.Time
+	EndedAt          time.Time // zero while the session goes on
+}
