@@ -194,3 +194,21 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("fallback legs: %q", e.Legs)
 	}
 }
+
+type deviceNumbers map[string]bool
+
+func (s deviceNumbers) HasDevice(n string) bool { return s[n] }
+
+// A FORK registration of a number with a live WebRTC device rings its TAS
+// and the WebRTC gateway together (the browser is the destination).
+func TestForkRingsTASAndDevices(t *testing.T) {
+	b := newBreakout(t, 0, registry.RouteFork, &clock{now: time.Now()})
+	b.Destinations = routing.DevicesFirst{Devices: deviceNumbers{bob: true}, Gateway: "sip:webrtc@127.0.0.1:5070", Next: b.Destinations}
+	plan := b.Plan(routing.BreakoutCall{Call: routing.Call{From: alice, To: bob}, Stage: routing.StageMO})
+	if got, want := describe(plan), "tasB:33"+bob+" | dest:"+bob; got != want {
+		t.Fatalf("plan %s, want %s", got, want)
+	}
+	if uri := plan.Branches[1].Target.URI; uri != "sip:webrtc@127.0.0.1:5070" {
+		t.Fatalf("the destination is %s, not the WebRTC gateway", uri)
+	}
+}
