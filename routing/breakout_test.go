@@ -205,7 +205,7 @@ func TestForkRingsTASAndDevices(t *testing.T) {
 	b := newBreakout(t, 0, registry.RouteFork, &clock{now: time.Now()})
 	b.Destinations = routing.DevicesFirst{Devices: deviceNumbers{bob: true}, Gateway: "sip:webrtc@127.0.0.1:5070", Next: b.Destinations}
 	plan := b.Plan(routing.BreakoutCall{Call: routing.Call{From: alice, To: bob}, Stage: routing.StageMO})
-	if got, want := describe(plan), "tasB:33"+bob+" | dest:"+bob; got != want {
+	if got, want := describe(plan), "tasB:+33"+bob[1:]+" | dest:"+bob; got != want {
 		t.Fatalf("plan %s, want %s", got, want)
 	}
 	if uri := plan.Branches[1].Target.URI; uri != "sip:webrtc@127.0.0.1:5070" {
