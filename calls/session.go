@@ -1,6 +1,9 @@
 package calls
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Session is a media session as the webrtc-call-handling API shows it.
 type Session struct {
@@ -21,3 +24,19 @@ type Session struct {
 	CreatedAt        time.Time
 	EndedAt          time.Time // zero while the session goes on
 }
+
+// Errors a media-session service returns, mapped once by the CAMARA
+// adapter.
+var (
+	// ErrNotFound: no such session for this subscriber (another
+	// subscriber's answers the same, never leaking that it exists).
+	ErrNotFound = errors.New("media session not found")
+	// ErrNotOriginator: the originatorAddress is not the token's number.
+	ErrNotOriginator = errors.New("originatorAddress is not the subscriber's number")
+	// ErrUnknownRegistration: the registrationId header names no live
+	// registration of the subscriber.
+	ErrUnknownRegistration = errors.New("registrationId names no live registration of the subscriber")
+	// ErrBadOffer: the offer SDP cannot be used (garbage, or no codec we
+	// can carry).
+	ErrBadOffer = errors.New("the offer cannot be used")
+)

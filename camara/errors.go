@@ -41,6 +41,7 @@ var (
 	ErrUnauthenticated      = &Error{http.StatusUnauthorized, "UNAUTHENTICATED", "Request not authenticated due to missing, invalid, or expired credentials. A new authentication is required."}
 	ErrPermissionDenied     = &Error{http.StatusForbidden, "PERMISSION_DENIED", "Client does not have sufficient permissions to perform this action."}
 	ErrSubscriptionMismatch = &Error{http.StatusForbidden, "SUBSCRIPTION_MISMATCH", "Inconsistent access token for requested events subscription"}
+	ErrInvalidTokenContext  = &Error{http.StatusForbidden, "INVALID_TOKEN_CONTEXT", "Information in the request is not consistent with the access token."}
 	ErrQuotaExceeded        = &Error{http.StatusTooManyRequests, "QUOTA_EXCEEDED", "Out of resource quota."}
 	ErrNotFound             = &Error{http.StatusNotFound, "NOT_FOUND", "The specified resource is not found."}
 	ErrMethodNotAllowed     = &Error{http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "The requested method is not allowed/supported on the target resource."}
