@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 
 // RelayServer is the notification relay on its own (`callpath relay`), as
 // an app provider runs it: its HTTP(S) server on relay.listen, its store,
-// the auth section's token checks, and /metrics, /healthz, /readyz.
+// the auth section's token checks, and /metrics, /healthz, /readyz (and
+// /debug/pprof/ when http.pprof is on).
 type RelayServer struct {
 	cfg     *conf.Config
 	log     *logrus.Logger
@@ -78,6 +80,12 @@ func (s *RelayServer) Start(context.Context) error {
 		}
 		writeText(w, http.StatusOK, "ready\n")
 	})
+	if s.cfg.HTTP.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Relay.Listen)
 	if err != nil {
 		return fmt.Errorf("relay listen %s: %w", s.cfg.Relay.Listen, err)

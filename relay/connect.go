@@ -105,25 +105,37 @@ func (r *Relay) serveConnect(w http.ResponseWriter, req *http.Request) {
 		r.m.ConnectAttempt(resultBadRequest) // Upgrade has answered
 		return
 	}
-	helloFrame, _ := json.Marshal(hello)
-	_ = conn.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
-	if err := conn.WriteMessage(websocket.TextMessage, helloFrame); err != nil {
-		_ = conn.Close()
-		r.m.ConnectAttempt(resultClosedEarly)
-		return
-	}
+	// The session takes the binding before the hello goes out, so that a
+	// connection whose hello has arrived is never taken over by one that
+	// began earlier. Nothing is written to it before start.
 	s := newSession(r, conn, binding.ID, binding.DeviceID, binding.ExpiredUnreported)
 	if old := r.hub.attach(s); old != nil {
 		old.close(CloseReplaced, "another connection took over the binding", reasonReplaced)
 	}
+	helloFrame, _ := json.Marshal(hello)
+	_ = conn.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
+	if err := conn.WriteMessage(websocket.TextMessage, helloFrame); err != nil {
+		s.close(0, "", reasonWriteFailed)
+		r.hub.detach(s)
+		r.m.ConnectAttempt(resultClosedEarly)
+		return
+	}
+	// Under the lifecycle lock: either Shutdown has not begun (and will
+	// close this socket and wait for its goroutines), or it has and the
+	// socket is closed here without starting them.
+	r.lifecycle.Lock()
 	if r.closing.Load() {
-		// Shutdown began meanwhile and may have missed this socket.
+		r.lifecycle.Unlock()
 		s.close(websocket.CloseGoingAway, "relay shutting down", reasonShutdown)
+		r.hub.detach(s)
+		r.m.ConnectAttempt(resultUnavailable)
+		return
 	}
 	admitted = false // the session releases the slot
 	r.m.ConnectAttempt(resultAccepted)
 	r.m.ConnectionOpened()
 	s.start()
+	r.lifecycle.Unlock()
 	r.log.WithFields(logrus.Fields{"binding_id": binding.ID, "device_id": binding.DeviceID}).Debug("relay socket open")
 }
 
@@ -180,7 +192,7 @@ func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hel
 	}
 	now := time.Now()
 	sinkExp := now.Add(r.cfg.SinkTokenTTL).Truncate(time.Second)
-	b, created, err := r.cfg.Store.AttachRelayBinding(ctx, store.RelayAttach{
+	b, done, err := r.cfg.Store.AttachRelayBinding(ctx, store.RelayAttach{
 		BindingID: id.bindingID, Owner: id.owner, DeviceID: id.deviceID, NewID: uuid.NewString(),
 		MaxPerOwner: r.cfg.MaxBindingsPerOwner, TokenHash: hash, TokenExpires: sinkExp,
 		KeepTokens: r.cfg.SinkTokensPerBinding, Now: now,
@@ -194,7 +206,9 @@ func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hel
 		r.log.WithError(err).Error("attaching a relay binding failed")
 		return Hello{}, b, unavailable
 	}
-	if created {
+	r.tokens.remove(done.Trimmed)
+	r.tokens.add(hash, b.ID, sinkExp)
+	if done.Created {
 		r.log.WithFields(logrus.Fields{"binding_id": b.ID, "device_id": b.DeviceID}).Info("relay binding created")
 	}
 	h := Hello{Type: TypeHello, Version: ProtocolVersion, BindingID: b.ID, DeviceID: b.DeviceID,

@@ -139,9 +139,11 @@ type Relay struct {
 	origins  map[string]bool
 	anyOrig  bool
 	bodies   sync.Pool // *bytes.Buffer for sink request bodies
+	tokens   *tokenCache
 
-	closing atomic.Bool
-	wg      sync.WaitGroup // session goroutines
+	closing   atomic.Bool
+	lifecycle sync.Mutex     // orders starting sessions against Shutdown
+	wg        sync.WaitGroup // session goroutines
 }
 
 // New checks cfg and builds the relay.
@@ -158,6 +160,8 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, hub: newHub(cfg.MaxConnections),
 		acks: newAckBatcher(cfg.Store, cfg.Metrics), origins: map[string]bool{},
+		// Room for a few tokens per open socket; beyond, it starts over.
+		tokens: newTokenCache(4 * cfg.MaxConnections),
 		bodies: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -224,7 +228,9 @@ func (r *Relay) Run(ctx context.Context) error {
 // acknowledgements. Sink requests are still taken: stop the HTTP server
 // after this.
 func (r *Relay) Shutdown(ctx context.Context) error {
+	r.lifecycle.Lock()
 	r.closing.Store(true)
+	r.lifecycle.Unlock()
 	sessions := r.hub.all()
 	var closing sync.WaitGroup
 	// In parallel: a socket that does not take its close frame holds its

@@ -40,15 +40,17 @@ func (r *Relay) sink(w http.ResponseWriter, req *http.Request, start time.Time) 
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
 	defer cancel()
-	switch err := r.cfg.Store.CheckRelaySinkToken(ctx, bindingID, hashToken(tok), start); {
-	case errors.Is(err, store.ErrRelayBindingNotFound):
-		return fail(&SinkError{http.StatusGone, "GONE", "no such binding: the app unbound it or it expired"})
-	case errors.Is(err, store.ErrRelayTokenInvalid):
-		return fail(&SinkError{http.StatusUnauthorized, "UNAUTHENTICATED", "the sink credential is not this binding's, or it expired"})
-	case err != nil:
-		r.log.WithError(err).Error("checking a sink token failed")
-		w.Header().Set("Retry-After", "1")
-		return fail(&SinkError{http.StatusServiceUnavailable, "UNAVAILABLE", "the relay's store is unavailable; retry"})
+	hash := hashToken(tok)
+	if !r.tokens.valid(hash, bindingID, start) {
+		exp, err := r.cfg.Store.CheckRelaySinkToken(ctx, bindingID, hash, start)
+		if e := sinkAuthError(err); e != nil {
+			if e.Status == http.StatusServiceUnavailable {
+				r.log.WithError(err).Error("checking a sink token failed")
+				w.Header().Set("Retry-After", "1")
+			}
+			return fail(e)
+		}
+		r.tokens.add(hash, bindingID, exp)
 	}
 
 	buf := r.bodies.Get().(*bytes.Buffer)
@@ -108,6 +110,21 @@ func (r *Relay) sink(w http.ResponseWriter, req *http.Request, start time.Time) 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
+}
+
+// sinkAuthError is the answer to a sink token the store did not accept
+// (nil: accepted).
+func sinkAuthError(err error) *SinkError {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrRelayBindingNotFound):
+		return &SinkError{http.StatusGone, "GONE", "no such binding: the app unbound it or it expired"}
+	case errors.Is(err, store.ErrRelayTokenInvalid):
+		return &SinkError{http.StatusUnauthorized, "UNAUTHENTICATED", "the sink credential is not this binding's, or it expired"}
+	default:
+		return &SinkError{http.StatusServiceUnavailable, "UNAVAILABLE", "the relay's store is unavailable; retry"}
+	}
 }
 
 // queueFullRetrySeconds is the Retry-After of a full queue: the app has

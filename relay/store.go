@@ -12,10 +12,10 @@ import (
 type Store interface {
 	// AttachRelayBinding finds or creates the binding of a connecting app
 	// and adds its new sink token.
-	AttachRelayBinding(ctx context.Context, a store.RelayAttach) (store.RelayBinding, bool, error)
-	// CheckRelaySinkToken: nil, store.ErrRelayBindingNotFound or
-	// store.ErrRelayTokenInvalid.
-	CheckRelaySinkToken(ctx context.Context, bindingID string, hash []byte, now time.Time) error
+	AttachRelayBinding(ctx context.Context, a store.RelayAttach) (store.RelayBinding, store.RelayAttached, error)
+	// CheckRelaySinkToken returns the token's expiry, or
+	// store.ErrRelayBindingNotFound or store.ErrRelayTokenInvalid.
+	CheckRelaySinkToken(ctx context.Context, bindingID string, hash []byte, now time.Time) (time.Time, error)
 	// AppendRelayEvent commits one event to a binding's queue.
 	AppendRelayEvent(ctx context.Context, e store.RelayEvent, limits store.RelayQueueLimits) (store.RelayAppended, error)
 	// RelayEvents reads a binding's queue after a seq, in order.

@@ -30,19 +30,22 @@ func TestRelayBindingAttachAndSinkTokens(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	a := RelayAttach{Owner: "+4790000001", DeviceID: "dev-1", NewID: "b1", TokenHash: tokenHash("t1"),
 		TokenExpires: now.Add(time.Hour), KeepTokens: 2, Now: now}
-	b, created, err := db.AttachRelayBinding(ctx, a)
-	if err != nil || !created || b.ID != "b1" {
-		t.Fatalf("first attach: %+v created=%v err=%v", b, created, err)
+	b, done, err := db.AttachRelayBinding(ctx, a)
+	if err != nil || !done.Created || b.ID != "b1" {
+		t.Fatalf("first attach: %+v %+v err=%v", b, done, err)
 	}
 	a.NewID, a.TokenHash, a.Now = "b-other", tokenHash("t2"), now.Add(time.Minute)
 	a.TokenExpires = now.Add(2 * time.Hour)
-	b, created, err = db.AttachRelayBinding(ctx, a)
-	if err != nil || created || b.ID != "b1" || !b.LastSeenAt.Equal(now.Add(time.Minute)) {
-		t.Fatalf("second attach: %+v created=%v err=%v, want b1 again, seen now", b, created, err)
+	b, done, err = db.AttachRelayBinding(ctx, a)
+	if err != nil || done.Created || len(done.Trimmed) != 0 || b.ID != "b1" || !b.LastSeenAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("second attach: %+v %+v err=%v, want b1 again, seen now", b, done, err)
 	}
 	// By binding id (a relay-issued token), a third token: t1, the
-	// oldest, goes.
-	attach(t, db, RelayAttach{BindingID: "b1", TokenHash: tokenHash("t3"), TokenExpires: now.Add(3 * time.Hour), KeepTokens: 2, Now: now})
+	// oldest, goes, and its hash is reported.
+	_, done, err = db.AttachRelayBinding(ctx, RelayAttach{BindingID: "b1", TokenHash: tokenHash("t3"), TokenExpires: now.Add(3 * time.Hour), KeepTokens: 2, Now: now})
+	if err != nil || len(done.Trimmed) != 1 || string(done.Trimmed[0]) != string(tokenHash("t1")) {
+		t.Fatalf("third attach: %+v %v, want t1 trimmed", done, err)
+	}
 	other := attach(t, db, RelayAttach{Owner: "+4790000001", DeviceID: "dev-2", NewID: "b2",
 		TokenHash: tokenHash("u1"), TokenExpires: now.Add(time.Hour), Now: now})
 
@@ -61,8 +64,8 @@ func TestRelayBindingAttachAndSinkTokens(t *testing.T) {
 		{"no-such-binding", "t2", now, ErrRelayBindingNotFound},       // gone
 		{"no-such-binding", "nonsense", now, ErrRelayBindingNotFound}, // gone, whatever the token
 	} {
-		err := db.CheckRelaySinkToken(ctx, c.binding, tokenHash(c.token), c.at)
-		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+		exp, err := db.CheckRelaySinkToken(ctx, c.binding, tokenHash(c.token), c.at)
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) || (err == nil) == exp.IsZero() {
 			t.Errorf("token %s for %s at %s: %v, want %v", c.token, c.binding, c.at.Format(time.TimeOnly), err, c.want)
 		}
 	}
@@ -236,7 +239,7 @@ func TestRelayExpiryIdleBindingsAndRestart(t *testing.T) {
 	if n, err := db.DeleteRelayBindings(ctx, idle); err != nil || n != 1 {
 		t.Fatalf("delete %d %v", n, err)
 	}
-	if err := db.CheckRelaySinkToken(ctx, "b1", tokenHash("t1"), now); !errors.Is(err, ErrRelayBindingNotFound) {
+	if _, err := db.CheckRelaySinkToken(ctx, "b1", tokenHash("t1"), now); !errors.Is(err, ErrRelayBindingNotFound) {
 		t.Fatalf("token of a deleted binding: %v", err)
 	}
 	if _, err := db.AppendRelayEvent(ctx, RelayEvent{BindingID: "b1", EventID: "late", Body: []byte(`{}`), CreatedAt: now}, RelayQueueLimits{}); !errors.Is(err, ErrRelayBindingNotFound) {
