@@ -1,0 +1,190 @@
+package webrtcgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"callpath/calls"
+)
+
+// Create implements camara.MediaSessions: the device of registration
+// regID calls req.Receiver with req.Offer. The session is answered at once
+// (Initial); the call's progress reaches the device as session-status
+// events.
+func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Session) (calls.Session, error) {
+	if n, ok := req.Originator.Number(); !ok || n != number {
+		return calls.Session{}, calls.ErrNotOriginator
+	}
+	if !g.devices.Live(ctx, number, regID) {
+		return calls.Session{}, calls.ErrUnknownRegistration
+	}
+	receiver := receiverUser(req.Receiver)
+	id := uuid.Must(uuid.NewV7()).String()
+	s := &session{g: g, owner: number, callID: uuid.NewString(),
+		log: g.log.WithFields(logrus.Fields{"media_session_id": id, "direction": "outgoing"})}
+	s.log = s.log.WithField("call_id", s.callID)
+
+	media, err := g.media.NewMedia(ctx, s.callID, func(reason error) { s.mediaEnded(reason) })
+	if err != nil {
+		return calls.Session{}, fmt.Errorf("media for a new call: %w", err)
+	}
+	s.media = media
+	sipOffer, err := media.OfferFromWebRTC(ctx, req.Offer)
+	if err != nil {
+		_ = media.Close(ctx)
+		return calls.Session{}, fmt.Errorf("%w: %w", calls.ErrBadOffer, err)
+	}
+	s.info = req
+	s.info.ID, s.info.Owner, s.info.RegistrationID = id, number, regID
+	s.info.Role, s.info.Status, s.info.CreatedAt = calls.Originator, calls.Initial, time.Now()
+
+	invite := sip.NewRequest(sip.INVITE, sip.Uri{User: receiver, Host: g.proxy.Host, Port: g.proxy.Port})
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", uuid.NewString())
+	invite.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: number, Host: g.addr.IP.String(), Port: g.addr.Port},
+		Params: fromParams})
+	invite.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: receiver, Host: g.proxy.Host, Port: g.proxy.Port}, Params: sip.NewParams()})
+	callID := sip.CallIDHeader(s.callID)
+	invite.AppendHeader(&callID)
+	invite.AppendHeader(sip.NewHeader("Session-ID", newSessionID()))
+	invite.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	invite.SetBody([]byte(sipOffer))
+
+	if !g.add(s) {
+		_ = media.Close(ctx)
+		return calls.Session{}, ErrClosed
+	}
+	wait, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.cancelOut = cancel
+	s.mu.Unlock()
+	dlg, err := g.dialogs.WriteInvite(wait, invite)
+	if err != nil {
+		s.log.WithError(err).Warn("INVITE could not be sent")
+		cancel()
+		snap := s.snapshot()
+		go s.setStatus(context.Background(), calls.Failed, "INVITE could not be sent", "")
+		return snap, nil
+	}
+	s.mu.Lock()
+	s.uac = dlg
+	s.mu.Unlock()
+	go s.runOutgoing(wait, cancel)
+	return s.snapshot(), nil
+}
+
+// receiverUser is the user part the INVITE asks the B2BUA for: the number
+// of a tel: or number-as-user address, else the sip: address's user.
+func receiverUser(a calls.Address) string {
+	if n, ok := a.Number(); ok {
+		return n
+	}
+	user, _, _ := strings.Cut(strings.TrimPrefix(string(a), "sip:"), "@")
+	return user
+}
+
+// newSessionID starts a Session-ID (RFC 7989) for a call the gateway
+// originates: our UUID, the remote one not yet known.
+func newSessionID() string {
+	return strings.ReplaceAll(uuid.NewString(), "-", "") + ";remote=00000000000000000000000000000000"
+}
+
+// runOutgoing follows an outgoing call from its INVITE to its end.
+func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
+	defer cancel()
+	ctx := context.Background()
+	err := s.uac.WaitAnswer(wait, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		if !res.IsProvisional() {
+			return nil
+		}
+		status, ok := calls.ProvisionalStatus(res.StatusCode)
+		if !ok {
+			return nil
+		}
+		answer := ""
+		if len(res.Body()) > 0 {
+			a, err := s.media.AnswerFromSIP(ctx, string(res.Body()))
+			if err != nil {
+				s.log.WithError(err).Warn("early SDP answer refused")
+			} else {
+				answer = a
+			}
+		}
+		s.mu.Lock()
+		if res.StatusCode == 180 {
+			s.alerted = true
+		}
+		s.mu.Unlock()
+		s.setStatus(ctx, status, fmt.Sprintf("%d %s", res.StatusCode, res.Reason), answer)
+		return nil
+	}})
+	var failed *sipgo.ErrDialogResponse
+	switch {
+	case err == nil:
+		res := s.uac.InviteResponse
+		answer, aerr := s.media.AnswerFromSIP(ctx, string(res.Body()))
+		if aerr != nil {
+			s.log.WithError(aerr).Warn("SDP answer refused: hanging up")
+			_ = s.uac.Ack(ctx)
+			_ = s.uac.Bye(ctx)
+			s.setStatus(ctx, calls.Failed, "the answer's media cannot be used", "")
+			return
+		}
+		if err := s.uac.Ack(ctx); err != nil {
+			s.log.WithError(err).Warn("ACK could not be sent")
+		}
+		s.setStatus(ctx, calls.Connected, fmt.Sprintf("%d %s", res.StatusCode, res.Reason), answer)
+	case errors.As(err, &failed):
+		s.mu.Lock()
+		alerted := s.alerted
+		s.mu.Unlock()
+		s.setStatus(ctx, calls.FailureStatus(failed.Res.StatusCode, alerted),
+			fmt.Sprintf("%d %s", failed.Res.StatusCode, failed.Res.Reason), "")
+		return
+	case wait.Err() != nil:
+		s.mu.Lock()
+		status, why := s.cancelledAs, s.cancelReason
+		s.mu.Unlock()
+		s.setStatus(ctx, status, why, "")
+		return
+	default:
+		s.log.WithError(err).Info("outgoing call failed")
+		s.setStatus(ctx, calls.NotReachable, "no response", "")
+		return
+	}
+	// Established: it ends by a BYE either way (onBye, Delete) or by the
+	// media ending.
+	<-s.uac.Context().Done()
+}
+
+// hangUpOutgoing cancels an unanswered outgoing call, which then ends in
+// status early (SessionCancelled when the device asked, Failed when the
+// gateway gives up), or hangs up an answered one.
+func (s *session) hangUpOutgoing(ctx context.Context, early calls.Status, why string) {
+	s.mu.Lock()
+	status, uac, cancel := s.info.Status, s.uac, s.cancelOut
+	if s.cancelledAs == "" {
+		s.cancelledAs, s.cancelReason = early, why
+	}
+	s.mu.Unlock()
+	switch {
+	case status.Terminal():
+	case status.Established():
+		if uac != nil {
+			if err := uac.Bye(ctx); err != nil {
+				s.log.WithError(err).Info("BYE failed")
+			}
+		}
+		s.setStatus(ctx, calls.Terminated, why, "")
+	case cancel != nil:
+		cancel() // WaitAnswer sends CANCEL and ends the session
+	}
+}
