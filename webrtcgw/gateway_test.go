@@ -30,8 +30,10 @@ const (
 // under test here: alice has one live registration.
 type liveDevices struct{}
 
-func (liveDevices) Live(_ context.Context, number, id string) bool { return number == alice && id == aliceReg }
-func (liveDevices) HasDevice(number string) bool                   { return number == alice }
+func (liveDevices) Live(_ context.Context, number, id string) bool {
+	return number == alice && id == aliceReg
+}
+func (liveDevices) HasDevice(number string) bool { return number == alice }
 
 // notifications records what the apps would be told, in order.
 type notifications struct {

@@ -23,12 +23,11 @@ type session struct {
 
 	changeMu sync.Mutex // one device status change at a time
 
-	mu       sync.Mutex
-	info     calls.Session
-	alerted  bool   // a 180 came (outgoing) or was sent (incoming)
-	sipSDP   string // incoming: our SDP answer toward SIP, once made
-	over     bool   // ended: the status is terminal
-	deleting bool   // the device asked to end it
+	mu      sync.Mutex
+	info    calls.Session
+	alerted bool   // a 180 came (outgoing) or was sent (incoming)
+	sipSDP  string // incoming: our SDP answer toward SIP, once made
+	over    bool   // ended: the status is terminal
 
 	// Outgoing calls.
 	uac          *sipgo.DialogClientSession
