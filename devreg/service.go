@@ -30,6 +30,7 @@ type Store interface {
 	Get(ctx context.Context, id string) (Registration, bool, error)
 	OfNumber(ctx context.Context, number string) ([]Registration, error)
 	Expired(ctx context.Context, now time.Time) ([]Registration, error)
+	All(ctx context.Context) ([]Registration, error)
 }
 
 // Upstream registers numbers at the telco's registrar when their range
@@ -63,6 +64,7 @@ type Service struct {
 	// locks serialise the changes of one number (its rows and its upstream
 	// registration follow each other); other numbers go in parallel.
 	locks [64]sync.Mutex
+	index liveIndex
 }
 
 // lock takes number's lock and returns its unlock.
@@ -144,10 +146,19 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 		}
 		return tx.Put(r)
 	})
-	if err == nil && replaced {
+	if err != nil {
+		return Registration{}, err
+	}
+	for _, old := range existing {
+		if old.DeviceID == r.DeviceID {
+			s.index.remove(old.PhoneNumber, old.ID)
+		}
+	}
+	s.index.put(r)
+	if replaced {
 		s.ended()
 	}
-	return r, err
+	return r, nil
 }
 
 // Get returns number's registration id; another number's is ErrNotFound.
@@ -184,7 +195,11 @@ func (s *Service) Refresh(ctx context.Context, number, id string, requested time
 			return Registration{}, fmt.Errorf("upstream registration: %w", err)
 		}
 	}
-	return r, s.Store.Update(ctx, func(tx Tx) error { return tx.Put(r) })
+	if err := s.Store.Update(ctx, func(tx Tx) error { return tx.Put(r) }); err != nil {
+		return Registration{}, err
+	}
+	s.index.put(r)
+	return r, nil
 }
 
 // Delete ends a registration at the device's request (no event: the spec
@@ -198,6 +213,7 @@ func (s *Service) Delete(ctx context.Context, number, id string) error {
 	if err := s.Store.Update(ctx, func(tx Tx) error { return tx.Delete(r.ID) }); err != nil {
 		return err
 	}
+	s.index.remove(r.PhoneNumber, r.ID)
 	s.ended()
 	return s.releaseUpstream(ctx, r)
 }
@@ -260,6 +276,7 @@ func (s *Service) end(ctx context.Context, r Registration, reason string, at tim
 	}); err != nil {
 		return err
 	}
+	s.index.remove(r.PhoneNumber, r.ID)
 	s.ended()
 	return s.releaseUpstream(ctx, r)
 }

@@ -164,3 +164,50 @@ func TestSweepAndNetworkEnd(t *testing.T) {
 		t.Fatalf("%d registrations left", len(regs))
 	}
 }
+
+// The live-number index the call path reads follows every change, expires
+// with the registrations, and is rebuilt from the store by a new service
+// (a restart).
+func TestHasDeviceFollowsRegistrations(t *testing.T) {
+	s, db, c, _ := newService(t)
+	ctx := context.Background()
+	if s.HasDevice(alice) {
+		t.Fatal("a device before any registration")
+	}
+	r, err := s.Create(ctx, "app", alice, device, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasDevice(alice) || !s.Live(ctx, alice, r.ID) || s.Live(ctx, "+4790000002", r.ID) {
+		t.Fatal("the registration is not live")
+	}
+	// The same device registers again: the old one is replaced, not kept.
+	r2, err := s.Create(ctx, "app", alice, device, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, alice, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s.HasDevice(alice) {
+		t.Fatal("a device after the only registration was deleted")
+	}
+
+	if _, err := s.Create(ctx, "app", alice, device, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	restarted := &devreg.Service{Store: store.DeviceRegistrations{DB: db}, Policy: s.Policy, Now: c.Now}
+	if restarted.HasDevice(alice) {
+		t.Fatal("an unloaded index knows the device")
+	}
+	if err := restarted.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !restarted.HasDevice(alice) {
+		t.Fatal("the index rebuilt from the store misses the device")
+	}
+	c.now = c.now.Add(2 * time.Hour)
+	if restarted.HasDevice(alice) || s.HasDevice(alice) {
+		t.Fatal("an expired registration still counts")
+	}
+}

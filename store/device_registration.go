@@ -77,6 +77,16 @@ func (s DeviceRegistrations) Get(ctx context.Context, id string) (devreg.Registr
 	return regs[0], true, nil
 }
 
+// All returns every registration, expired ones not yet swept too.
+func (s DeviceRegistrations) All(ctx context.Context) ([]devreg.Registration, error) {
+	rows, err := s.DB.readQuery(ctx, `SELECT `+deviceColumns+` FROM device_registration`)
+	if err != nil {
+		return nil, fmt.Errorf("device registrations: %w", err)
+	}
+	defer rows.Close()
+	return scanDeviceRegistrations(rows)
+}
+
 // OfNumber returns number's registrations, expired ones not yet swept too.
 func (s DeviceRegistrations) OfNumber(ctx context.Context, number string) ([]devreg.Registration, error) {
 	rows, err := s.DB.readQuery(ctx, `SELECT `+deviceColumns+` FROM device_registration WHERE phone_number = ?`, number)
