@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 100000x  # a count: see .ci/run for why not a duration
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test deps lint fuzz bench bench-sip bench-hold bench-register bench-api proto clean
+.PHONY: run build test test-opus deps lint fuzz bench bench-sip bench-hold bench-register bench-api bench-media proto clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -17,6 +17,10 @@ deps:                ## SIPp and Kamailio for the interop tests (apt-get)
 
 test:                ## every test, with the race detector, against real peers
 	./scripts/test.sh
+
+test-opus:           ## the media plane's tests in the build that transcodes Opus (cgo, libopus-dev)
+	./scripts/deps.sh
+	$(GO) test -race -count=1 -tags opus ./webrtc/...
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -47,6 +51,12 @@ bench-register: deps ## 10,000 upstream registrations kept alive against Kamaili
 bench-api:           ## CAMARA API durable creates vs a bare net/http + SQLite handler (see BENCHMARKS.md)
 	$(GO) build -o bin/callpath-bench ./cmd/callpath
 	./bench/api.sh --callpath-cmd bin/callpath-bench $(BENCH_API_ARGS)
+
+bench-media:         ## relayed and transcoded calls per core vs a plain Go UDP relay and libopus alone (see BENCHMARKS.md)
+	./scripts/deps.sh
+	$(GO) build -tags opus -o bin/mediagw ./bench/mediagw
+	$(GO) build -tags opus -o bin/mediaload ./bench/mediaload
+	./bin/mediaload -gw bin/mediagw $(BENCH_MEDIA_ARGS)
 
 bench-hold:          ## memory per established call, 10,000 calls held
 	./bench/hold.sh $(BENCH_HOLD_ARGS)

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the
 # real SIP peers the tests start (SIPp, Kamailio), a DNS server (dnsmasq), a
-# C compiler for the race detector, and grpcurl (go install). Needs root or
-# sudo for apt-get.
+# C compiler for the race detector, libopus for the media plane's Opus build
+# (go test -tags opus ./webrtc/..., make bench-media), and grpcurl (go
+# install). Needs root or sudo for apt-get.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# libopus (cgo, build tag opus) through pkg-config; hraban/opus also links
+# libopusfile unless built with -tags nolibopusfile.
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+pkg-config --exists opusfile 2>/dev/null || need+=(libopusfile-dev)
 # dnsmasq: the DNS server sipstack's SRV/A resolution tests query. Debian puts
 # it in /usr/sbin, which a non-root PATH may lack.
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)

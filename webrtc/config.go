@@ -40,6 +40,9 @@ type Config struct {
 	// DisableOpus keeps Opus off the WebRTC leg even in a build that can
 	// transcode it.
 	DisableOpus bool
+	// RTCPInterval is how often each leg gets our RTCP report (default 5 s,
+	// RFC 3550 §6.2's minimum for two parties).
+	RTCPInterval time.Duration
 	// Ptime is the packetisation interval announced and used when
 	// transcoding, in milliseconds (default 20).
 	Ptime int
@@ -103,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 		default:
 			return c, fmt.Errorf("%w: codec %q: the SIP leg carries PCMU and PCMA", ErrConfig, name)
 		}
+	}
+	if c.RTCPInterval <= 0 {
+		c.RTCPInterval = 5 * time.Second
 	}
 	if c.Ptime == 0 {
 		c.Ptime = 20

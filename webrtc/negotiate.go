@@ -200,6 +200,7 @@ func (s *Session) AnswerFromWebRTC(ctx context.Context, browserAnswer string) (s
 // activate starts the media once both legs are negotiated (under s.mu).
 func (s *Session) activate(c codecs, d directions, sipTERecv uint8) {
 	s.dirs, s.sipTERecv = d, sipTERecv
+	s.webStats.clock.Store(int64(c.web.ClockRate))
 	s.replan(c)
 	s.state, s.activated = stateActive, time.Now()
 	s.armConnectTimer()

@@ -8,12 +8,15 @@ import (
 	"github.com/pion/rtcp"
 )
 
-// rtcpStats keeps what RTCP needs on the SIP leg (RFC 3550 §6.4): the
+// rtcpStats keeps what RTCP needs on a leg (RFC 3550 §6.4): the
 // reception statistics of the peer's stream (appendix A.1, A.3, A.8) and
-// the counts of ours, and writes the sender/receiver reports a plain RTP
-// peer expects. (pion does the same on the WebRTC leg.)
+// the counts of ours, and writes the reports. On the SIP leg it writes the
+// sender and receiver reports a plain RTP peer expects; on the WebRTC leg
+// the receiver reports only (pion's sender interceptor writes the SRs):
+// pion's receiver-report interceptor allocates twice per packet.
 type rtcpStats struct {
-	ourSSRC uint32
+	ourSSRC atomic.Uint32
+	clock   atomic.Int64 // RTP clock of the stream received
 	cname   string
 
 	mu            sync.Mutex
@@ -40,13 +43,16 @@ type rtcpStats struct {
 // sipClock is the RTP clock of every codec on the SIP leg (G.711).
 const sipClock = 8000
 
-func newRTCPStats(ssrc uint32) *rtcpStats {
-	return &rtcpStats{ourSSRC: ssrc, cname: "callpath"}
+func newRTCPStats(ssrc, clock uint32) *rtcpStats {
+	r := &rtcpStats{cname: "callpath"}
+	r.ourSSRC.Store(ssrc)
+	r.clock.Store(int64(clock))
+	return r
 }
 
 // onReceived updates the reception statistics with one RTP packet.
 func (r *rtcpStats) onReceived(ssrc uint32, seq uint16, ts uint32, at time.Time) {
-	arrival := at.UnixNano() * sipClock / int64(time.Second)
+	arrival := at.UnixNano() / 1000 * r.clock.Load() / 1e6 // µs first: ns × 48000 would overflow
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.haveSource || ssrc != r.sourceSSRC {
@@ -80,9 +86,9 @@ func (r *rtcpStats) onSent(payloadLen int, ts uint32) {
 }
 
 // report builds the compound RTCP packet to send now: an SR when we have
-// sent, an RR otherwise, with a reception block once the peer has sent,
-// and the SDES CNAME every compound packet must carry (§6.1).
-func (r *rtcpStats) report(now time.Time) ([]byte, error) {
+// sent (and withSR), an RR otherwise, with a reception block once the peer
+// has sent, and the SDES CNAME every compound packet must carry (§6.1).
+func (r *rtcpStats) report(now time.Time, withSR bool) []rtcp.Packet {
 	var blocks []rtcp.ReceptionReport
 	r.mu.Lock()
 	if r.haveSource {
@@ -108,26 +114,28 @@ func (r *rtcpStats) report(now time.Time) ([]byte, error) {
 	}
 	r.mu.Unlock()
 
+	ssrc := r.ourSSRC.Load()
 	var first rtcp.Packet
-	if packets := r.sentPackets.Load(); packets > 0 {
+	if packets := r.sentPackets.Load(); packets > 0 && withSR {
 		elapsed := now.UnixNano() - r.lastSentAt.Load()
 		first = &rtcp.SenderReport{
-			SSRC: r.ourSSRC, NTPTime: ntpTime(now),
+			SSRC: ssrc, NTPTime: ntpTime(now),
 			RTPTime:     r.lastSentTS.Load() + uint32(elapsed*sipClock/int64(time.Second)),
 			PacketCount: packets, OctetCount: r.sentOctets.Load(), Reports: blocks,
 		}
 	} else {
-		first = &rtcp.ReceiverReport{SSRC: r.ourSSRC, Reports: blocks}
+		first = &rtcp.ReceiverReport{SSRC: ssrc, Reports: blocks}
 	}
 	sdes := &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
-		Source: r.ourSSRC, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: r.cname}},
+		Source: ssrc, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: r.cname}},
 	}}}
-	return rtcp.Marshal([]rtcp.Packet{first, sdes})
+	return []rtcp.Packet{first, sdes}
 }
 
 // handle reads an RTCP compound packet from the peer: the time of its
-// SR (for our LSR/DLSR) and what its reception blocks say of our stream.
-func (r *rtcpStats) handle(pkt []byte, at time.Time, report func(fractionLost float64, jitter time.Duration)) {
+// SR (for our LSR/DLSR) and what its reception blocks say of our stream,
+// whose clock is sendClock.
+func (r *rtcpStats) handle(pkt []byte, at time.Time, sendClock uint32, report func(fractionLost float64, jitter time.Duration)) {
 	packets, err := rtcp.Unmarshal(pkt)
 	if err != nil {
 		return
@@ -139,7 +147,7 @@ func (r *rtcpStats) handle(pkt []byte, at time.Time, report func(fractionLost fl
 			r.mu.Unlock()
 		}
 	}
-	receptionReports(packets, r.ourSSRC, sipClock, report)
+	receptionReports(packets, r.ourSSRC.Load(), sendClock, report)
 }
 
 // receptionReports calls report for each reception block about ssrc in

@@ -66,9 +66,10 @@ type Session struct {
 	sipReoffered    Direction // our direction in the last SIPReoffer
 	sipTERecv       uint8     // the telephone-event payload type we announced to the SIP side
 
-	track *outTrack
-	sip   *sipLeg
-	plan  atomic.Pointer[plan]
+	track    *outTrack
+	sip      *sipLeg
+	webStats *rtcpStats // reception statistics of the browser's stream
+	plan     atomic.Pointer[plan]
 
 	// Counted by the packet paths, read by the supervisor.
 	webrtcRx atomic.Uint64
@@ -125,6 +126,7 @@ func (e *Engine) NewSession(ctx context.Context, opts SessionOptions) (*Session,
 		tornDown: make(chan struct{}),
 	}
 	s.sip = newSIPLeg(s, ports)
+	s.webStats = newRTCPStats(0, sipClock)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

@@ -44,7 +44,7 @@ func newSIPLeg(s *Session, ports portPair) *sipLeg {
 	l := &sipLeg{s: s, ports: ports, ssrc: randomUint32()}
 	l.localPort = uint16(ports.rtp.LocalAddr().(*net.UDPAddr).Port)
 	l.localRTCPPort = uint16(ports.rtcp.LocalAddr().(*net.UDPAddr).Port)
-	l.stats = newRTCPStats(l.ssrc)
+	l.stats = newRTCPStats(l.ssrc, sipClock)
 	return l
 }
 
@@ -225,7 +225,7 @@ func (l *sipLeg) handleRTCP(pkt []byte, src netip.AddrPort) {
 		rtcp := src
 		l.remoteRTCP.Store(&rtcp) // symmetric RTCP: answer where it comes from
 	}
-	l.stats.handle(pkt, time.Now(), func(fractionLost float64, jitter time.Duration) {
+	l.stats.handle(pkt, time.Now(), sipClock, func(fractionLost float64, jitter time.Duration) {
 		l.s.eng.metrics.ReceptionReport("sip", fractionLost, jitter)
 	})
 }

@@ -2,17 +2,16 @@ package webrtc
 
 import (
 	"time"
-)
 
-// rtcpInterval is how often the SIP leg sends its report (RFC 3550 §6.2:
-// 5 s minimum for a two-party session).
-const rtcpInterval = 5 * time.Second
+	"github.com/pion/rtcp"
+)
 
 // supervise runs for an active session: it sends the SIP leg's RTCP and
 // ends the session when a leg that should be sending has been silent for
 // the media timeout.
 func (s *Session) supervise() {
-	tick := time.Second
+	rtcpInterval := s.eng.cfg.RTCPInterval
+	tick := min(time.Second, rtcpInterval)
 	timeout := s.eng.cfg.MediaTimeout
 	if timeout > 0 && timeout/4 < tick {
 		tick = max(timeout/4, 10*time.Millisecond)
@@ -43,9 +42,10 @@ func (s *Session) supervise() {
 			}
 			if !now.Before(nextRTCP) {
 				nextRTCP = now.Add(rtcpInterval)
-				if pkt, err := s.sip.stats.report(now); err == nil {
+				if pkt, err := rtcp.Marshal(s.sip.stats.report(now, true)); err == nil {
 					s.sip.sendRTCP(pkt)
 				}
+				s.sendWebRTCReport(now)
 			}
 		}
 	}
@@ -70,4 +70,20 @@ func (w *silenceWatch) silent(now time.Time, p *plan, timeout time.Duration) boo
 		return false
 	}
 	return now.Sub(w.since) >= timeout
+}
+
+// sendWebRTCReport sends the browser a receiver report about its stream
+// once it has sent one.
+func (s *Session) sendWebRTCReport(now time.Time) {
+	ssrc := s.track.ssrc()
+	if ssrc == 0 || s.webrtcRx.Load() == 0 {
+		return
+	}
+	s.webStats.ourSSRC.Store(ssrc)
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	if pc != nil {
+		_ = pc.WriteRTCP(s.webStats.report(now, false))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"callpath/webrtc/rtpwire"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	pion "github.com/pion/webrtc/v4"
 )
@@ -27,10 +28,17 @@ func (s *Session) newPeerConnection(codecs []pion.RTPCodecParameters) (*pion.Pee
 			return nil, fmt.Errorf("media: registering %s: %w", c.MimeType, err)
 		}
 	}
+	// Sender reports from pion's interceptor; receiver reports from the
+	// plane's own statistics (webStats): pion's receiver-report
+	// interceptor allocates a header and a map per packet received.
 	ir := &interceptor.Registry{}
-	if err := pion.ConfigureRTCPReports(ir); err != nil {
-		return nil, fmt.Errorf("media: rtcp reports: %w", err)
+	// Every RTCP report costs pion a dozen allocations: one every
+	// RTCPInterval (RFC 3550 §6.2's 5 s), not pion's default of one a second.
+	senderReports, err := report.NewSenderInterceptor(report.SenderInterval(s.eng.cfg.RTCPInterval))
+	if err != nil {
+		return nil, fmt.Errorf("media: rtcp sender reports: %w", err)
 	}
+	ir.Add(senderReports)
 	api := pion.NewAPI(pion.WithMediaEngine(m), pion.WithSettingEngine(s.eng.settings), pion.WithInterceptorRegistry(ir))
 	pc, err := api.NewPeerConnection(pion.Configuration{})
 	if err != nil {
@@ -138,7 +146,14 @@ func (r *trackReader) packet(pkt []byte) {
 	}
 	r.s.webrtcRx.Add(1)
 	r.in.add(len(pkt))
-	if p := r.s.plan.Load(); p != nil && p.toSIP {
+	p := r.s.plan.Load()
+	if p == nil {
+		return
+	}
+	if h.PayloadType == p.web.PayloadType {
+		r.s.webStats.onReceived(h.SSRC, h.SequenceNumber, h.Timestamp, time.Now())
+	}
+	if p.toSIP {
 		r.fw.forward(pkt, h, p)
 	}
 }
@@ -166,14 +181,16 @@ func (s *Session) readSenderRTCP(sender *pion.RTPSender) {
 	}
 }
 
-// readReceiverRTCP drains the browser's sender reports, which pion's
-// receiver-report interceptor needs for its LSR/DLSR fields.
+// readReceiverRTCP reads the browser's sender reports, for the LSR/DLSR
+// fields of our receiver reports.
 func (s *Session) readReceiverRTCP(receiver *pion.RTPReceiver) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := receiver.Read(buf); err != nil {
+		n, _, err := receiver.Read(buf)
+		if err != nil {
 			return
 		}
+		s.webStats.handle(buf[:n], time.Now(), 0, nil)
 	}
 }
 

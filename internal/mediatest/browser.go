@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -30,6 +31,7 @@ type Browser struct {
 	out  *rawTrack
 
 	toneOn atomic.Bool
+	rrSeen atomic.Int64 // receiver reports about the browser's stream
 	digits chan rune
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -75,9 +77,12 @@ func NewBrowser(t testing.TB, codecs ...string) *Browser {
 	}
 	b := &Browser{pc: pc, out: &rawTrack{}, digits: make(chan rune, 16), stop: make(chan struct{}),
 		Tone: Tone{Freq: 1000, Rate: 8000, Amplitude: 8000}}
-	if _, err := pc.AddTrack(b.out); err != nil {
+	sender, err := pc.AddTrack(b.out)
+	if err != nil {
 		t.Fatal(err)
 	}
+	b.wg.Add(1)
+	go b.readRTCP(sender)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		b.wg.Add(1)
 		go b.receive(tr)
@@ -178,6 +183,25 @@ func (b *Browser) ToneOn(on bool) { b.toneOn.Store(on) }
 func (b *Browser) SendDigits(digits string) {
 	for _, d := range digits {
 		b.digits <- d
+	}
+}
+
+// ReceiverReports is how many RTCP receiver reports about the browser's
+// stream have arrived.
+func (b *Browser) ReceiverReports() int { return int(b.rrSeen.Load()) }
+
+func (b *Browser) readRTCP(sender *webrtc.RTPSender) {
+	defer b.wg.Done()
+	for {
+		packets, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range packets {
+			if rr, ok := p.(*rtcp.ReceiverReport); ok && len(rr.Reports) > 0 {
+				b.rrSeen.Add(1)
+			}
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"callpath/webrtc/codec"
 	"callpath/webrtc/dtmf"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 )
@@ -37,8 +38,13 @@ type Phone struct {
 	paused  atomic.Bool
 	digits  chan rune
 	sources sync.Map // netip.AddrPort -> struct{}: where packets came from
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// RTCPMux makes the phone announce a=rtcp-mux (set before SDP): RTCP
+	// then comes to its one socket, and it answers each sender report
+	// with a receiver report.
+	RTCPMux  bool
+	rtcpSeen atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // PhoneTE is the phone's telephone-event payload type.
@@ -106,8 +112,39 @@ func (p *Phone) SDP() string { return p.SDPWith("sendrecv", 1) }
 func (p *Phone) SDPWith(direction string, version int) string {
 	a := p.announced
 	return fmt.Sprintf("v=0\r\no=phone 1 %d IN IP4 %s\r\ns=phone\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n",
-		version, a.Addr(), a.Addr(), a.Port(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE, direction)
+		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n%s",
+		version, a.Addr(), a.Addr(), a.Port(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE, direction, p.muxLine())
+}
+
+func (p *Phone) muxLine() string {
+	if p.RTCPMux {
+		return "a=rtcp-mux\r\n"
+	}
+	return ""
+}
+
+// RTCPReports is how many RTCP sender reports the phone has received.
+func (p *Phone) RTCPReports() int { return int(p.rtcpSeen.Load()) }
+
+// answerRTCP counts a sender report and answers it with a receiver report
+// about the sender's stream (loss 1/256, jitter 80 samples: values the
+// test can recognise).
+func (p *Phone) answerRTCP(pkt []byte, src netip.AddrPort) {
+	packets, err := rtcp.Unmarshal(pkt)
+	if err != nil {
+		return
+	}
+	for _, q := range packets {
+		sr, ok := q.(*rtcp.SenderReport)
+		if !ok {
+			continue
+		}
+		p.rtcpSeen.Add(1)
+		rr, err := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 0x5eed, Reports: []rtcp.ReceptionReport{{SSRC: sr.SSRC, FractionLost: 1, Jitter: 80}}}})
+		if err == nil {
+			_, _ = p.conn.WriteToUDPAddrPort(rr, src)
+		}
+	}
 }
 
 // RemoteFrom reads the address to send to out of the other side's SDP
@@ -250,6 +287,10 @@ func (p *Phone) receive() {
 			return
 		}
 		p.sources.Store(src, struct{}{})
+		if n >= 2 && buf[1] >= 200 && buf[1] <= 204 { // RTCP on the RTP port (RFC 5761)
+			p.answerRTCP(buf[:n], src)
+			continue
+		}
 		var pkt rtp.Packet
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
