@@ -47,6 +47,7 @@ type App struct {
 	accounts   *upstream.Accounts
 	camara     *camaraStack
 	relay      *relayStack    // nil: relay.enabled is off
+	media      *mediaStack    // nil: media.enabled is off
 	bgWG       sync.WaitGroup // background work that uses the store
 	verifier   auth.TokenVerifier
 	devIssuer  *auth.DevIssuer
@@ -185,8 +186,22 @@ func dnsResolver(server string) *net.Resolver {
 
 // Start opens every listener.
 func (a *App) Start(ctx context.Context) error {
+	if err := a.camara.devices.Load(ctx); err != nil {
+		return fmt.Errorf("device registrations: %w", err)
+	}
+	if a.cfg.Media.Enabled {
+		if err := a.startMedia(ctx); err != nil {
+			return err
+		}
+	}
 	if err := a.sip.Start(); err != nil {
+		_ = a.media.shutdown(ctx)
 		return fmt.Errorf("sip: %w", err)
+	}
+	if a.media != nil {
+		if err := a.media.gw.SetProxy(a.sip.Addr("udp")); err != nil {
+			return err
+		}
 	}
 	bg, stop := context.WithCancel(context.Background())
 	a.stopBg = stop
@@ -241,8 +256,17 @@ func (a *App) Start(ctx context.Context) error {
 	a.log.WithFields(logrus.Fields{
 		"sip_udp": a.sip.Addr("udp"), "sip_tcp": a.sip.Addr("tcp"), "sip_tls": a.sip.Addr("tls"),
 		"sip_ws": a.sip.Addr("ws"), "sip_wss": a.sip.Addr("wss"), "http": a.HTTPAddr(), "grpc": a.GRPCAddr(),
+		"ice": a.ICEAddr(),
 	}).Info("callpath started")
 	return nil
+}
+
+// ICEAddr is the bound address of the media plane's ICE port, or "".
+func (a *App) ICEAddr() string {
+	if a.media == nil {
+		return ""
+	}
+	return a.media.engine.ICEAddr().String()
 }
 
 // SIPAddr is the bound address of a SIP transport ("udp", "tcp", …).
@@ -303,6 +327,10 @@ func (a *App) Shutdown(ctx context.Context, graceful bool, drainTimeout time.Dur
 			drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
 			a.sip.Drain(drainCtx)
 			cancel()
+		}
+		// WebRTC calls end with their SIP dialogs up, and tell their apps.
+		if err := a.media.shutdown(ctx); err != nil {
+			a.log.WithError(err).Warn("ending WebRTC calls")
 		}
 		a.relay.shutdown(ctx, a.log) // sockets get 1001 while the store is open
 		if a.stopBg != nil {

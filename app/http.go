@@ -17,6 +17,7 @@ func (a *App) httpHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", a.ready)
 	a.provisioningRoutes(mux)
 	a.camara.routes(mux, a.cfg.CAMARA.BasePath)
+	a.media.routes(a.camara, mux, a.cfg.CAMARA.BasePath)
 	a.relay.routes(mux)
 	if a.cfg.HTTP.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

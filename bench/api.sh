@@ -61,6 +61,7 @@ sip: {listen: {udp: "127.0.0.1:0", tcp: ""}}
 http: {listen: "127.0.0.1:$HTTP_PORT"}
 grpc: {listen: ""}
 store: {path: "$OUT/callpath.db"}
+media: {enabled: false}
 camara:
   max_subscriptions: 1000 # all rounds' creates fit under each subscriber's quota
   sinks: {allow_cidrs: ["127.0.0.0/8"]}

@@ -34,6 +34,7 @@ sip:
 http: {listen: "127.0.0.1:$http", pprof: true}
 grpc: {listen: ""}
 store: {path: "$out/callpath.db"}
+media: {enabled: false}
 routing: {routes: [{prefix: "", target: "sip:127.0.0.1:$uas"}]}
 YAML
 metric() { curl -s "http://127.0.0.1:$http/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'; }

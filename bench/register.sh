@@ -117,6 +117,7 @@ sip:
 http: {listen: "127.0.0.1:$HTTP_PORT"}
 grpc: {listen: ""}
 store: {path: "$OUT/callpath.db"}
+media: {enabled: false}
 upstream:
   expires: ${EXPIRES}s
   refresh_margin: ${MARGIN}s

@@ -17,6 +17,7 @@ type Config struct {
 	Upstream      Upstream      `yaml:"upstream"`
 	CAMARA        CAMARA        `yaml:"camara"`
 	Relay         Relay         `yaml:"relay"`
+	Media         Media         `yaml:"media"`
 	Auth          Auth          `yaml:"auth"`
 	HTTP          HTTP          `yaml:"http"`
 	GRPC          GRPC          `yaml:"grpc"`
@@ -158,6 +159,43 @@ type CAMARADelivery struct {
 	MaxAge      time.Duration `yaml:"max_age"`
 	RetryMin    time.Duration `yaml:"retry_min"`
 	RetryMax    time.Duration `yaml:"retry_max"`
+}
+
+// Media configures WebRTC calls: the gateway that runs the CAMARA media
+// sessions as SIP calls through the B2BUA (package webrtcgw) and the media
+// plane that bridges the browser's WebRTC and the SIP side's RTP (package
+// webrtc).
+type Media struct {
+	Enabled bool `yaml:"enabled"`
+	// ICEListen is the one UDP port every call's ICE, DTLS and SRTP share.
+	ICEListen string `yaml:"ice_listen"`
+	// ICEAdvertise replaces the local addresses in ICE candidates (a
+	// public address in front of a 1:1 NAT). Empty: the local ones.
+	ICEAdvertise []string `yaml:"ice_advertise"`
+	// RTPListenIP binds the SIP side's RTP ports; RTPAdvertise is the
+	// address written in their SDP (empty: sip.advertised_host if it is
+	// an IP address, else this machine's address toward the default
+	// route).
+	RTPListenIP  string        `yaml:"rtp_listen_ip"`
+	RTPAdvertise string        `yaml:"rtp_advertise"`
+	RTPPorts     PortRange     `yaml:"rtp_ports"`
+	Codecs       []string      `yaml:"codecs"` // G.711 codecs offered to SIP, in order of preference
+	DisableOpus  bool          `yaml:"disable_opus"`
+	MediaTimeout time.Duration `yaml:"media_timeout"` // no RTP for this long ends a call
+	// ConnectTimeout ends a call whose browser leg has not completed ICE
+	// and DTLS this long after offer and answer met.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// GatewayListen is the gateway's own SIP address, on loopback: the
+	// B2BUA sends it the calls for device numbers.
+	GatewayListen string        `yaml:"gateway_listen"`
+	RingTimeout   time.Duration `yaml:"ring_timeout"` // an incoming call not answered by then gets 480
+	Retention     time.Duration `yaml:"retention"`    // an ended media session stays readable this long
+}
+
+// PortRange is an inclusive range of UDP ports.
+type PortRange struct {
+	Min int `yaml:"min"`
+	Max int `yaml:"max"`
 }
 
 // Relay configures the WebSocket notification relay (package relay):

@@ -118,6 +118,9 @@ func (c *Config) Validate() error {
 	if err := c.validateRelay(); err != nil {
 		return err
 	}
+	if err := c.validateMedia(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return keyError("store.path", "must not be empty")
 	}

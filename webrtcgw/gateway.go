@@ -23,7 +23,7 @@ type Config struct {
 	// be a loopback address only the B2BUA reaches ("127.0.0.1:0").
 	Listen string
 	// Proxy is the B2BUA's SIP address (host:port, UDP): outgoing calls go
-	// there.
+	// there. Empty: SetProxy gives it later (once the B2BUA is bound).
 	Proxy string
 	// RingTimeout bounds how long the devices may take to answer an
 	// incoming call (480 and NoAnswer after it; default 60 s).
@@ -109,18 +109,44 @@ var ErrClosed = errors.New("webrtc gateway closed")
 // New builds a gateway; Start makes it listen.
 func New(cfg Config, media MediaEngine, devices Devices, notify Notifier) (*Gateway, error) {
 	cfg = cfg.withDefaults()
-	host, portStr, err := net.SplitHostPort(cfg.Proxy)
+	g := &Gateway{cfg: cfg, media: media, devices: devices, notify: notify, log: cfg.Log,
+		sessions: map[string]*session{}, byCallID: map[string]*session{}}
+	if cfg.Proxy != "" {
+		if err := g.SetProxy(cfg.Proxy); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// SetProxy sets the B2BUA's address (host:port, UDP) once it is known; an
+// unspecified host (0.0.0.0, ::) means this machine's loopback.
+func (g *Gateway) SetProxy(hostPort string) error {
+	host, portStr, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return nil, fmt.Errorf("webrtc gateway proxy %q: %w", cfg.Proxy, err)
+		return fmt.Errorf("webrtc gateway proxy %q: %w", hostPort, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("webrtc gateway proxy %q: %w", cfg.Proxy, err)
+		return fmt.Errorf("webrtc gateway proxy %q: %w", hostPort, err)
 	}
-	g := &Gateway{cfg: cfg, media: media, devices: devices, notify: notify, log: cfg.Log,
-		proxy:    sip.Uri{Host: host, Port: port},
-		sessions: map[string]*session{}, byCallID: map[string]*session{}}
-	return g, nil
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	g.mu.Lock()
+	g.proxy = sip.Uri{Host: host, Port: port}
+	g.mu.Unlock()
+	return nil
+}
+
+// proxyURI is where outgoing calls go; false before SetProxy.
+func (g *Gateway) proxyURI() (sip.Uri, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.proxy, g.proxy.Host != ""
 }
 
 // Start binds the gateway's SIP address and serves it until Close.

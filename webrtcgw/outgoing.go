@@ -26,6 +26,10 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	if !g.devices.Live(ctx, number, regID) {
 		return calls.Session{}, calls.ErrUnknownRegistration
 	}
+	proxy, ok := g.proxyURI()
+	if !ok {
+		return calls.Session{}, fmt.Errorf("webrtc gateway: no B2BUA address yet")
+	}
 	receiver := receiverUser(req.Receiver)
 	id := uuid.Must(uuid.NewV7()).String()
 	s := &session{g: g, owner: number, callID: uuid.NewString(),
@@ -46,12 +50,12 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	s.info.ID, s.info.Owner, s.info.RegistrationID = id, number, regID
 	s.info.Role, s.info.Status, s.info.CreatedAt = calls.Originator, calls.Initial, time.Now()
 
-	invite := sip.NewRequest(sip.INVITE, sip.Uri{User: receiver, Host: g.proxy.Host, Port: g.proxy.Port})
+	invite := sip.NewRequest(sip.INVITE, sip.Uri{User: receiver, Host: proxy.Host, Port: proxy.Port})
 	fromParams := sip.NewParams()
 	fromParams.Add("tag", uuid.NewString())
 	invite.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: number, Host: g.addr.IP.String(), Port: g.addr.Port},
 		Params: fromParams})
-	invite.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: receiver, Host: g.proxy.Host, Port: g.proxy.Port}, Params: sip.NewParams()})
+	invite.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: receiver, Host: proxy.Host, Port: proxy.Port}, Params: sip.NewParams()})
 	callID := sip.CallIDHeader(s.callID)
 	invite.AppendHeader(&callID)
 	invite.AppendHeader(sip.NewHeader("Session-ID", newSessionID()))

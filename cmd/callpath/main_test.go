@@ -45,7 +45,7 @@ func TestProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "c.yaml")
-	yaml := "sip: {listen: {udp: '127.0.0.1:0', tcp: '127.0.0.1:0'}}\nhttp: {listen: '127.0.0.1:0'}\ngrpc: {listen: '127.0.0.1:0'}\nstore: {path: '" + filepath.Join(dir, "db", "c.db") + "'}\n"
+	yaml := "sip: {listen: {udp: '127.0.0.1:0', tcp: '127.0.0.1:0'}}\nhttp: {listen: '127.0.0.1:0'}\ngrpc: {listen: '127.0.0.1:0'}\nmedia: {ice_listen: '127.0.0.1:0'}\nstore: {path: '" + filepath.Join(dir, "db", "c.db") + "'}\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ http: {listen: "127.0.0.1:0"}
 grpc: {listen: ""}
 store: {path: %q}
 shutdown: {drain_timeout: 5s, retry_after: 7s}
+media: {ice_listen: "127.0.0.1:0", rtp_listen_ip: "127.0.0.1", rtp_ports: {min: 40000, max: 49999}}
 routing:
   routes:
     - {prefix: "", target: %q}

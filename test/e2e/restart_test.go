@@ -25,6 +25,7 @@ sip: {listen: {udp: "127.0.0.1:0", tcp: ""}}
 http: {listen: %q}
 grpc: {listen: ""}
 store: {path: %q}
+media: {ice_listen: "127.0.0.1:0", rtp_listen_ip: "127.0.0.1"}
 `, httpAddr, filepath.Join(dir, "callpath.db"))+camaraConfig(sink)), 0o600); err != nil {
 		t.Fatal(err)
 	}

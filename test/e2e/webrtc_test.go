@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"callpath/auth"
+	"callpath/internal/mediatest"
+	"callpath/internal/sinktest"
+	"callpath/internal/siptest"
+	"callpath/registry"
+)
+
+const (
+	callBase          = "/webrtc-call-handling/v0.3"
+	typeInvitation    = "org.camaraproject.webrtc-events.v0.session-invitation"
+	typeSessionStatus = "org.camaraproject.webrtc-events.v0.session-status"
+	deviceUUID        = "3f2b8c1e-6d4a-4b7e-9c2d-1a5e7f9b3c40"
+)
+
+// webrtcScene is a gateway whose static route leads to a phone, and a
+// device of alice's registered through the CAMARA APIs with its
+// session-invitation and session-status events going to an HTTPS sink.
+type webrtcScene struct {
+	t       *testing.T
+	gw      *gateway
+	phone   *siptest.Phone // the far end's SIP
+	sink    *sinktest.Sink
+	api     *camaraClient
+	regID   string
+	browser *mediatest.Browser
+	rtp     *mediatest.Phone // the far end's RTP
+}
+
+func newWebRTCScene(t *testing.T, extra string) *webrtcScene {
+	t.Helper()
+	sc := &webrtcScene{t: t, phone: siptest.NewPhone(t, "udp"), sink: sinktest.Start(t)}
+	sc.gw = startGateway(t, sc.phone.Addr, camaraConfig(sc.sink)+extra)
+	tok, err := sc.gw.app.DevIssuer().Mint(auth.Token{Subject: "app-alice", PhoneNumber: alice, TTL: time.Hour, Scopes: []string{
+		"webrtc-registration:sessions:create",
+		"webrtc-events:" + typeInvitation + ":create", "webrtc-events:" + typeSessionStatus + ":create",
+		"webrtc-call-handling:sessions:create", "webrtc-call-handling:sessions:read",
+		"webrtc-call-handling:sessions:write", "webrtc-call-handling:sessions:delete",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.api = &camaraClient{t: t, base: "http://" + sc.gw.app.HTTPAddr(), token: tok}
+	sc.regID = sc.api.register(deviceUUID, time.Time{})
+	sc.subscribe(typeInvitation, "")
+	sc.browser = mediatest.NewBrowser(t, "opus", "PCMU", "PCMA")
+	sc.rtp = mediatest.NewPhone(t, "PCMU")
+	return sc
+}
+
+// subscribe sends the events of type typ to the sink: session-invitation
+// per registration, session-status per media session (r2.2 asks for its
+// sessionId).
+func (sc *webrtcScene) subscribe(typ, sessionID string) {
+	sc.t.Helper()
+	detail := map[string]any{"registrationId": sc.regID}
+	if sessionID != "" {
+		detail["sessionId"] = sessionID
+	}
+	code, out := sc.api.do("POST", eventsBase+"/subscriptions", map[string]any{
+		"protocol": "HTTP", "sink": sc.sink.URL, "types": []string{typ},
+		"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": "sink-token",
+			"accessTokenExpiresUtc": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
+		"config": map[string]any{"subscriptionDetail": detail},
+	})
+	if code != http.StatusCreated {
+		sc.t.Fatalf("subscribe to %s: %d %v", typ, code, out)
+	}
+}
+
+// call sends a call-handling request with the registrationId header.
+func (sc *webrtcScene) call(method, path string, body any) (int, map[string]any) {
+	sc.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, sc.api.base+callBase+path, rd)
+	req.Header.Set("Authorization", "Bearer "+sc.api.token)
+	req.Header.Set("registrationId", sc.regID)
+	req.Header.Set("x-correlator", "corr-1")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.Header.Get("x-correlator") != "corr-1" {
+		sc.t.Errorf("%s %s: x-correlator not echoed", method, path)
+	}
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// event waits for the sink's CloudEvent of type typ whose data has status.
+func (sc *webrtcScene) event(typ, status string) map[string]any {
+	sc.t.Helper()
+	var found map[string]any
+	eventually(sc.t, 15*time.Second, typ+" "+status, func() bool {
+		for _, e := range sc.sink.Events() {
+			var data map[string]any
+			if e.Type == typ && json.Unmarshal(e.Data, &data) == nil && data["status"] == status {
+				found = data
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (sc *webrtcScene) tones() {
+	sc.t.Helper()
+	sc.browser.ToneOn(true)
+	sc.rtp.Ear.WaitTone(sc.t, "the phone", 1000, 10*time.Second)
+	sc.rtp.ToneOn(true)
+	sc.browser.Ear.WaitTone(sc.t, "the browser", 1000, 10*time.Second)
+}
+
+// A device calls a phone through the CAMARA API: the B2BUA carries the
+// gateway's INVITE to the phone, 180 and 200 reach the app as
+// session-status events, the media is relayed both ways, and DELETE hangs
+// up with a BYE at the phone.
+func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
+	sc := newWebRTCScene(t, "")
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(t)}, "clientCorrelator": "app-1"})
+	if code != http.StatusCreated || created["status"] != "Initial" || created["clientCorrelator"] != "app-1" {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["mediaSessionId"].(string)
+	sc.subscribe(typeSessionStatus, id)
+
+	in := sc.phone.NextCall(10 * time.Second)
+	if in.Req.From().Address.User != alice || in.Req.Recipient.User != bob || in.Req.GetHeader("Session-ID") == nil {
+		t.Fatalf("INVITE at the phone:\n%s", in.Req)
+	}
+	remote, err := mediatest.RemoteFrom(string(in.Req.Body()), "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	if err := in.Respond(180, "Ringing", nil); err != nil {
+		t.Fatal(err)
+	}
+	sc.event(typeSessionStatus, "Ringing")
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		t.Fatal(err)
+	}
+	connected := sc.event(typeSessionStatus, "Connected")
+	answer, _ := connected["answer"].(map[string]any)
+	if answer == nil || connected["mediaSessionId"] != id || connected["subscriptionId"] == nil {
+		t.Fatalf("Connected event %v", connected)
+	}
+	sc.browser.Accept(t, answer["sdp"].(string))
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.tones()
+
+	if code, got := sc.call("GET", "/sessions/"+id, nil); code != http.StatusOK || got["status"] != "Connected" {
+		t.Fatalf("GET: %d %v", code, got)
+	}
+	if code, _ := sc.call("DELETE", "/sessions/"+id, nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", code)
+	}
+	sc.phone.WaitRequest(10*time.Second, siptest.Method(sip.BYE))
+	sc.event(typeSessionStatus, "Terminated")
+	// The gateway's call is a call of the B2BUA like any other.
+	if recs := sc.gw.cdrs(1); recs[0].From != alice || recs[0].To != bob || len(recs[0].Legs) != 2 {
+		t.Fatalf("CDR %+v", recs[0])
+	}
+}
+
+// A phone calls alice, whose device is registered: the B2BUA routes the
+// call to the gateway, the app gets session-invitation with a WebRTC
+// offer, its InProgress, Ringing and Connected reach the phone as 183, 180
+// and 200 through the B2BUA, and the phone's BYE ends the session.
+func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
+	sc := newWebRTCScene(t, "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var codes []int
+	answered := make(chan error, 1)
+	dlg, err := caller.Dial(ctx, caller.InviteFrom(sc.gw.udp(), bob, alice, []byte(sc.rtp.SDP())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			codes = append(codes, res.StatusCode)
+			return nil
+		}})
+	}()
+	inv := sc.event(typeInvitation, "Initial")
+	id, _ := inv["mediaSessionId"].(string)
+	offer, _ := inv["offer"].(map[string]any)
+	if id == "" || offer == nil || inv["originatorAddress"] != "tel:"+bob || inv["receiverAddress"] != "tel:"+alice {
+		t.Fatalf("invitation %v", inv)
+	}
+	sc.subscribe(typeSessionStatus, id)
+	answer := sc.browser.Answer(t, offer["sdp"].(string))
+	for _, step := range []map[string]any{
+		{"status": "InProgress", "answer": map[string]any{"sdp": answer}},
+		{"status": "Ringing"},
+		{"status": "Connected"},
+	} {
+		if code, out := sc.call("PUT", "/sessions/"+id+"/status", step); code != http.StatusOK || out["status"] != step["status"] {
+			t.Fatalf("PUT %v: %d %v", step["status"], code, out)
+		}
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(codes); !strings.Contains(got, "183 180 200") {
+		t.Fatalf("the caller saw %s, want 183 180 200", got)
+	}
+	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.tones()
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sc.event(typeSessionStatus, "Terminated")
+}
+
+// alice has a FORK registration: her TAS and her browser ring together,
+// the browser answers, and the TAS's ringing branch is cancelled.
+func TestForkTASAndBrowserRingTogether(t *testing.T) {
+	sc := newWebRTCScene(t, breakoutConfig)
+	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
+	sc.gw.register(alice, registry.RouteFork, tas, "", "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dlg, err := caller.Dial(ctx, caller.InviteFrom(sc.gw.udp(), bob, alice, []byte(sc.rtp.SDP())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}) }()
+
+	atTAS := tas.NextCall(10 * time.Second)
+	if err := atTAS.Respond(180, "Ringing", nil); err != nil {
+		t.Fatal(err)
+	}
+	inv := sc.event(typeInvitation, "Initial")
+	offer := inv["offer"].(map[string]any)["sdp"].(string)
+	answer := sc.browser.Answer(t, offer)
+	if code, out := sc.call("PUT", "/sessions/"+inv["mediaSessionId"].(string)+"/status",
+		map[string]any{"status": "Connected", "answer": map[string]any{"sdp": answer}}); code != http.StatusOK {
+		t.Fatalf("answer: %d %v", code, out)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the TAS's INVITE cancelled", txEnded(atTAS))
+	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.tones()
+	_ = dlg.Bye(ctx)
+}
+
+// Bad requests get CAMARA errors: no registrationId, an originator that
+// is not the token's number, garbage SDP, a status the caller may not
+// set; another subscriber cannot see the session.
+func TestCallHandlingRefusals(t *testing.T) {
+	sc := newWebRTCScene(t, "")
+	offer := map[string]any{"sdp": sc.browser.Offer(t)}
+	body := func(from, sdp any) map[string]any {
+		return map[string]any{"originatorAddress": from, "receiverAddress": "tel:" + bob, "offer": sdp}
+	}
+	for _, tc := range []struct {
+		name   string
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{"someone else's number", body("tel:"+bob, offer), 403, "INVALID_TOKEN_CONTEXT"},
+		{"garbage SDP", body("tel:"+alice, map[string]any{"sdp": "hello"}), 400, "INVALID_ARGUMENT"},
+		{"no offer", body("tel:"+alice, nil), 400, "INVALID_ARGUMENT"},
+		{"bad address", body("alice", offer), 400, "INVALID_ARGUMENT"},
+	} {
+		if code, out := sc.call("POST", "/sessions", tc.body); code != tc.status || out["code"] != tc.code {
+			t.Errorf("%s: %d %v", tc.name, code, out)
+		}
+	}
+	code, created := sc.call("POST", "/sessions", body("tel:"+alice, offer))
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["mediaSessionId"].(string)
+	sc.subscribe(typeSessionStatus, id)
+	ringing := sc.phone.NextCall(10 * time.Second) // nobody answers
+	if err := ringing.Respond(180, "Ringing", nil); err != nil {
+		t.Fatal(err)
+	}
+	sc.event(typeSessionStatus, "Ringing")
+	if code, out := sc.call("PUT", "/sessions/"+id+"/status", map[string]any{"status": "Connected"}); code != 400 || out["code"] != "INVALID_ARGUMENT" {
+		t.Errorf("the caller answering its own call: %d %v", code, out)
+	}
+	other := newCAMARAClient(t, sc.gw.app.HTTPAddr(), sc.gw.app.DevIssuer(), bob)
+	tok, _ := sc.gw.app.DevIssuer().Mint(auth.Token{Subject: "app-bob", PhoneNumber: bob, TTL: time.Hour,
+		Scopes: []string{"webrtc-call-handling:sessions:read"}})
+	other.token = tok
+	if code, _ := other.do("GET", callBase+"/sessions/"+id, nil); code != http.StatusNotFound {
+		t.Errorf("another subscriber read the session: %d", code)
+	}
+	if code, _ := sc.call("DELETE", "/sessions/"+id, nil); code != http.StatusNoContent {
+		t.Fatalf("cancel: %d", code)
+	}
+	eventually(t, 10*time.Second, "the phone's INVITE cancelled", txEnded(ringing))
+	sc.event(typeSessionStatus, "SessionCancelled")
+}
