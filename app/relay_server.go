@@ -39,6 +39,11 @@ type RelayServer struct {
 	stopErr  error
 }
 
+// checkpointInterval: how often the standalone relay checkpoints its store
+// from a reader; short enough that the log never reaches the writer's
+// wal_autocheckpoint at thousands of events per second.
+const checkpointInterval = 200 * time.Millisecond
+
 // NewRelayServer builds the relay of cfg; nothing listens until Start.
 func NewRelayServer(ctx context.Context, cfg *conf.Config, log *logrus.Logger) (*RelayServer, error) {
 	if cfg.Relay.Listen == "" {
@@ -105,6 +110,11 @@ func (s *RelayServer) Start(context.Context) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stopRun, s.runDone = stop, make(chan struct{})
 	go func() { defer close(s.runDone); _ = s.relay.Run(runCtx) }()
+	// The relay commits every event: its log fills fast, and the writer's
+	// own checkpoint would stall the sinks (store/checkpoint.go).
+	go s.db.RunCheckpoints(runCtx, checkpointInterval, 0, func(err error) {
+		s.log.WithError(err).Warn("background checkpoint failed")
+	})
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.WithError(err).Error("relay http server stopped")
