@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"callpath/demo"
 )
 
 // httpHandler serves the operator endpoints.
@@ -19,6 +21,11 @@ func (a *App) httpHandler() http.Handler {
 	a.camara.routes(mux, a.cfg.CAMARA.BasePath)
 	a.media.routes(a.camara, mux, a.cfg.CAMARA.BasePath)
 	a.relay.routes(mux)
+	if a.devIssuer != nil && a.relay != nil && a.media != nil {
+		// The softphone needs the relay for its events and the media
+		// plane for its calls; its token endpoint needs the dev issuer.
+		demo.Routes(mux, a.devIssuer, demo.Config{BasePath: a.cfg.CAMARA.BasePath})
+	}
 	if a.cfg.HTTP.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the
-# real SIP peers the tests start (SIPp, Kamailio), a DNS server (dnsmasq), a
+# real SIP peers the tests start (SIPp, Kamailio, baresip), a browser
+# (Chromium), a DNS server (dnsmasq), a
 # C compiler for the race detector, libopus for the media plane's Opus build
 # (go test -tags opus ./webrtc/..., make bench-media), and grpcurl (go
 # install). Needs root or sudo for apt-get.
@@ -17,6 +18,10 @@ pkg-config --exists opusfile 2>/dev/null || need+=(libopusfile-dev)
 # dnsmasq: the DNS server sipstack's SRV/A resolution tests query. Debian puts
 # it in /usr/sbin, which a non-root PATH may lack.
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+# Chromium: the real browser of the demo page's test (chromedp drives it
+# headless), and baresip: a real SIP phone for it to call.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
 # grpcurl: an independent gRPC client for the provisioning API's interop
 # test, installed with go install (Debian has no package).
 if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/grpcurl" ]; then
@@ -28,4 +33,4 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "installing ${need[*]} (apt-get)" >&2
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -138,14 +138,19 @@ func (g *Gateway) Delete(ctx context.Context, number, id string) error {
 	if err != nil {
 		return err
 	}
-	if s.status().Terminal() {
+	status := s.status()
+	switch {
+	case status.Terminal():
 		return calls.ErrNotFound
-	}
-	if s.info.Role == calls.Originator {
+	case s.info.Role == calls.Originator && status.Established():
+		s.hangUpOutgoing(ctx, calls.Terminated, "terminated by the originator")
+	case s.info.Role == calls.Originator:
 		s.hangUpOutgoing(ctx, calls.SessionCancelled, "cancelled by the originator")
-		return nil
+	case status.Established():
+		s.hangUpIncoming(ctx, calls.Terminated, "terminated by the receiver")
+	default:
+		s.hangUpIncoming(ctx, calls.Declined, "declined by the receiver")
 	}
-	s.hangUpIncoming(ctx, calls.Declined, "declined by the receiver")
 	return nil
 }
 
