@@ -89,13 +89,23 @@ type browserScene struct {
 
 func newBrowserScene(t *testing.T) *browserScene {
 	t.Helper()
+	phone := siptest.NewPhone(t, "udp")
+	sc := newBrowserSceneTo(t, phone.Addr)
+	sc.phone, sc.rtp = phone, mediatest.NewPhone(t, "PCMU")
+	return sc
+}
+
+// newBrowserSceneTo is the gateway, routing every call to target, with
+// Chromium on its demo page.
+func newBrowserSceneTo(t *testing.T, target string) *browserScene {
+	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed (apt-get install chromium; scripts/deps.sh does)")
 	}
 	host := hostAddress(t)
-	sc := &browserScene{t: t, phone: siptest.NewPhone(t, "udp"), rtp: mediatest.NewPhone(t, "PCMU")}
-	sc.gw = startGateway(t, sc.phone.Addr, fmt.Sprintf(`media: {ice_listen: "%s:0"}
+	sc := &browserScene{t: t}
+	sc.gw = startGateway(t, target, fmt.Sprintf(`media: {ice_listen: "%s:0"}
 camara:
   sinks: {allow_http_hosts: ["127.0.0.1"], allow_cidrs: ["127.0.0.0/8"]}
   delivery: {retry_min: 50ms, retry_max: 200ms}
