@@ -2,13 +2,18 @@ package webrtc
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 
+	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
 	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
 	"github.com/sirupsen/logrus"
@@ -26,6 +31,10 @@ type Engine struct {
 	iceMux   ice.UDPMux
 	ports    *portAllocator
 	rtpAddr  netip.Addr // advertised on the SIP leg
+	// cert is the SIP leg's DTLS certificate (self-signed, made at start),
+	// fingerprint its a=fingerprint value.
+	cert        tls.Certificate
+	fingerprint string
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -40,6 +49,9 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, sessions: map[*Session]struct{}{}}
 	e.rtpAddr = netip.MustParseAddr(cfg.RTPAdvertise)
+	if e.cert, e.fingerprint, err = newDTLSCertificate(); err != nil {
+		return nil, err
+	}
 	e.ports = newPortAllocator(netip.MustParseAddr(cfg.RTPListenIP), cfg.RTPPortMin, cfg.RTPPortMax)
 
 	iceAddr := netip.MustParseAddrPort(cfg.ICEListen)
@@ -119,6 +131,24 @@ func (e *Engine) forget(s *Session) {
 	e.mu.Lock()
 	delete(e.sessions, s)
 	e.mu.Unlock()
+}
+
+// newDTLSCertificate makes the SIP leg's self-signed DTLS certificate and
+// its SHA-256 fingerprint for SDP (RFC 8122 §5).
+func newDTLSCertificate() (tls.Certificate, string, error) {
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		return cert, "", fmt.Errorf("media: dtls certificate: %w", err)
+	}
+	x, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return cert, "", fmt.Errorf("media: dtls certificate: %w", err)
+	}
+	fp, err := fingerprint.Fingerprint(x, crypto.SHA256)
+	if err != nil {
+		return cert, "", fmt.Errorf("media: dtls fingerprint: %w", err)
+	}
+	return cert, "sha-256 " + fp, nil
 }
 
 // randomUint32 is for SSRCs and initial sequence numbers and timestamps

@@ -40,8 +40,12 @@ func (s *Session) UpdateFromSIP(ctx context.Context, offer string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if err := plainRTP(&d.Audio); err != nil {
+	secure, err := sipTransport(&d.Audio)
+	if err != nil {
 		return "", err
+	}
+	if secure != (s.sip.secure.Load() != nil) {
+		return "", fmt.Errorf("%w: the re-offer changes the transport to %s", ErrUnsupportedTransport, d.Audio.Proto)
 	}
 	c := s.plan.Load().codecs
 	sip, ok := s.sameOrG711(&d.Audio, c)

@@ -35,6 +35,9 @@ func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (str
 	}
 	s.browserOffer, s.sipOffered, s.state = d, formats, stateWebRTCOffered
 	s.browserOfferRaw = browserOffer
+	if s.opts.SIPSecure {
+		s.sipSetup = "actpass"
+	}
 	return sdpaudio.Offer(s.localSIP(formats, d.Audio.Direction, true)), nil
 }
 
@@ -60,8 +63,12 @@ func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := plainRTP(&d.Audio); err != nil {
+	secure, err := sipTransport(&d.Audio)
+	if err != nil {
 		return "", err
+	}
+	if secure != s.opts.SIPSecure {
+		return "", fmt.Errorf("%w: the SIP answer's transport %s is not the offer's", ErrUnsupportedTransport, d.Audio.Proto)
 	}
 	c, err := s.eng.codecsForSIPAnswer(&s.browserOffer.Audio, &d.Audio, s.sipOffered)
 	if err != nil {
@@ -86,6 +93,13 @@ func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, 
 	}
 	s.sip.setRemote(&d.Audio)
 	s.lastSIPAnswer, s.webrtcAnswer = d, sdp
+	if secure {
+		// The answerer picks the roles (RFC 5763 §5): active means it
+		// starts the handshake, and we are the server.
+		client := strings.EqualFold(d.Audio.Setup, "passive")
+		s.sip.secure.Store(newSIPDTLS(s.sip, client, d.Audio.Fingerprint))
+		s.sipSetup = s.sip.secure.Load().setup()
+	}
 	s.activate(c, directions{
 		sip:       sdpaudio.Combine(s.browserOffer.Audio.Direction, d.Audio.Direction),
 		sipRemote: d.Audio.Direction, webRemote: s.browserOffer.Audio.Direction,
@@ -127,8 +141,16 @@ func (s *Session) OfferFromSIP(ctx context.Context, sipOffer string) (string, er
 	if err != nil {
 		return "", err
 	}
-	if err := plainRTP(&d.Audio); err != nil {
+	secure, err := sipTransport(&d.Audio)
+	if err != nil {
 		return "", err
+	}
+	if secure {
+		// As answerer we start the handshake unless the offer insists on
+		// doing so itself (RFC 5763 §5).
+		client := !strings.EqualFold(d.Audio.Setup, "active")
+		s.sip.secure.Store(newSIPDTLS(s.sip, client, d.Audio.Fingerprint))
+		s.sipSetup = s.sip.secure.Load().setup()
 	}
 	webCodecs, err := s.eng.webrtcOfferCodecs(&d.Audio)
 	if err != nil {
@@ -208,6 +230,9 @@ func (s *Session) activate(c codecs, d directions, sipTERecv uint8) {
 	s.eng.metrics.SessionStarted(c.label(), c.mode.String())
 	s.log.WithField("codec", c.label()).WithField("mode", c.mode.String()).Debug("media: session negotiated")
 	s.spawn(s.supervise)
+	if sec := s.sip.secure.Load(); sec != nil {
+		sec.start()
+	}
 }
 
 // directions are the three direction attributes that decide what flows:
@@ -251,11 +276,15 @@ func (s *Session) usable(states ...sessionState) error {
 // raises the origin version (RFC 3264 §8).
 func (s *Session) localSIP(formats []sdpaudio.Format, dir sdpaudio.Direction, rtcpMux bool) sdpaudio.Local {
 	s.sdpVersion++
-	return sdpaudio.Local{
+	l := sdpaudio.Local{
 		OriginID: s.sdpID, OriginVersion: s.sdpVersion,
 		Addr: s.eng.rtpAddr, Port: s.sip.localPort, RTCPPort: s.sip.localRTCPPort, RTCPMux: rtcpMux,
 		Formats: formats, Direction: dir, Ptime: s.eng.cfg.Ptime,
 	}
+	if s.sipSetup != "" {
+		l.Proto, l.Fingerprint, l.Setup = protoDTLS, s.eng.fingerprint, s.sipSetup
+	}
+	return l
 }
 
 // parseSDP reads an SDP; a description without audio is one the plane
@@ -268,11 +297,21 @@ func parseSDP(raw string) (*sdpaudio.Description, error) {
 	return d, err
 }
 
-// plainRTP checks the SIP leg's transport is one this plane speaks.
-func plainRTP(a *sdpaudio.Audio) error {
+// sipTransport checks the SIP leg's transport: plain RTP (false) or
+// DTLS-SRTP (true, RFC 5764 §8), which needs a fingerprint and is done
+// without ICE; SDES-SRTP and the rest are not spoken here.
+func sipTransport(a *sdpaudio.Audio) (secure bool, err error) {
 	switch strings.ToUpper(a.Proto) {
 	case "RTP/AVP", "RTP/AVPF":
-		return nil
+		return false, nil
+	case "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
+		switch {
+		case a.Fingerprint == "":
+			return false, fmt.Errorf("%w: DTLS-SRTP without a fingerprint", ErrUnsupportedTransport)
+		case a.ICE:
+			return false, fmt.Errorf("%w: ICE on the SIP leg", ErrUnsupportedTransport)
+		}
+		return true, nil
 	}
-	return fmt.Errorf("%w: %s", ErrUnsupportedTransport, a.Proto)
+	return false, fmt.Errorf("%w: %s", ErrUnsupportedTransport, a.Proto)
 }

@@ -23,6 +23,11 @@ type SessionOptions struct {
 	// itself (ErrMediaTimeout, ErrICETimeout, ErrICEFailed, ErrDTLSFailed),
 	// so the caller can hang up. It is not called after Close.
 	OnEnd func(reason error)
+	// SIPSecure makes the SIP offer of a browser's call DTLS-SRTP
+	// (UDP/TLS/RTP/SAVP, a=fingerprint, a=setup:actpass, RTCP-mux): the
+	// TAS's registration or the trunk asks for "WebRTC style" media. SIP
+	// offers say themselves what they want.
+	SIPSecure bool
 	// OnDTMF is called from the packet path for each RFC 4733 digit a leg
 	// ("webrtc", "sip") sent, whether or not the other leg can take it. It
 	// must not block.
@@ -64,6 +69,7 @@ type Session struct {
 	connectTimer    *time.Timer
 	dirs            directions
 	sipReoffered    Direction // our direction in the last SIPReoffer
+	sipSetup        string    // our a=setup on a DTLS-SRTP SIP leg; empty for RTP/AVP
 	sipTERecv       uint8     // the telephone-event payload type we announced to the SIP side
 
 	track    *outTrack

@@ -29,6 +29,8 @@ type sipLeg struct {
 	// makes the reader latch again.
 	sdpRemote atomic.Pointer[remoteSDP]
 	latched   atomic.Bool
+	// secure is DTLS-SRTP when the SIP side asked for it; nil for RTP/AVP.
+	secure atomic.Pointer[sipDTLS]
 
 	rx    atomic.Uint64 // RTP packets accepted from the peer
 	stats *rtcpStats
@@ -172,6 +174,23 @@ func (r *sipReader) flush() {
 // forwarded, or dropped.
 func (r *sipReader) packet(pkt []byte, src netip.AddrPort) {
 	l := r.l
+	if sec := l.secure.Load(); sec != nil {
+		var ok bool
+		switch {
+		case isDTLS(pkt):
+			sec.deliver(pkt, src)
+			return
+		case rtpwire.IsRTCP(pkt):
+			if pkt, ok = sec.unprotectRTCP(pkt); ok {
+				l.handleRTCP(pkt, src)
+			}
+			return
+		}
+		if pkt, ok = sec.unprotect(pkt); !ok {
+			r.drops.add(dropMalformed) // not from the authenticated peer, or before the keys
+			return
+		}
+	}
 	if rtpwire.IsRTCP(pkt) {
 		l.handleRTCP(pkt, src)
 		return
@@ -212,7 +231,14 @@ func (l *sipLeg) readRTCP() {
 			}
 			continue
 		}
-		l.handleRTCP(buf[:n], src)
+		pkt := buf[:n]
+		if sec := l.secure.Load(); sec != nil {
+			var ok bool
+			if pkt, ok = sec.unprotectRTCP(pkt); !ok {
+				continue
+			}
+		}
+		l.handleRTCP(pkt, src)
 	}
 }
 
@@ -236,6 +262,12 @@ func (l *sipLeg) send(pkt []byte) bool {
 	if remote == nil || !remote.Addr().IsValid() || remote.Addr().IsUnspecified() {
 		return false
 	}
+	if sec := l.secure.Load(); sec != nil {
+		var ok bool
+		if pkt, ok = sec.protect(pkt); !ok {
+			return false
+		}
+	}
 	if _, err := l.ports.rtp.WriteToUDPAddrPort(pkt, *remote); err != nil {
 		return false
 	}
@@ -248,6 +280,12 @@ func (l *sipLeg) sendRTCP(pkt []byte) {
 	sdp := l.sdpRemote.Load()
 	if remote == nil || sdp == nil || remote.Addr().IsUnspecified() {
 		return
+	}
+	if sec := l.secure.Load(); sec != nil {
+		var ok bool
+		if pkt, ok = sec.protectRTCP(pkt); !ok {
+			return
+		}
 	}
 	conn := l.ports.rtcp
 	if sdp.rtcpMux {

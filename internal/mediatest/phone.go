@@ -43,6 +43,7 @@ type Phone struct {
 	// with a receiver report.
 	RTCPMux  bool
 	rtcpSeen atomic.Int64
+	secure   *phoneDTLS // DTLS-SRTP, for a phone made by NewSecurePhone
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -54,6 +55,13 @@ const PhoneTE = 101
 // nothing until Start.
 func NewPhone(t testing.TB, codecName string) *Phone {
 	t.Helper()
+	return newPhone(t, codecName, nil)
+}
+
+// newPhone binds the phone's socket and starts its receive loop, with
+// DTLS-SRTP when secure is not nil.
+func newPhone(t testing.TB, codecName string, secure *phoneDTLS) *Phone {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +69,9 @@ func NewPhone(t testing.TB, codecName string) *Phone {
 	p := &Phone{conn: conn, codec: codecName, digits: make(chan rune, 16), stop: make(chan struct{}),
 		Tone: Tone{Freq: 1000, Rate: 8000, Amplitude: 8000}}
 	p.announced = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if secure != nil {
+		secure.conn, p.secure, p.RTCPMux = conn, secure, true
+	}
 	p.wg.Add(1)
 	go p.receive()
 	t.Cleanup(p.Close)
@@ -90,6 +101,9 @@ func (p *Phone) Close() {
 	default:
 	}
 	close(p.stop)
+	if p.secure != nil {
+		p.secure.close()
+	}
 	_ = p.conn.Close()
 	if p.decoy != nil {
 		_ = p.decoy.Close()
@@ -112,15 +126,26 @@ func (p *Phone) SDP() string { return p.SDPWith("sendrecv", 1) }
 func (p *Phone) SDPWith(direction string, version int) string {
 	a := p.announced
 	return fmt.Sprintf("v=0\r\no=phone 1 %d IN IP4 %s\r\ns=phone\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n%s",
-		version, a.Addr(), a.Addr(), a.Port(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE, direction, p.muxLine())
+		"m=audio %d %s %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n%s",
+		version, a.Addr(), a.Addr(), a.Port(), p.proto(), p.pt(), PhoneTE, p.pt(), p.codec, PhoneTE, PhoneTE, direction, p.muxLine())
+}
+
+func (p *Phone) proto() string {
+	if p.secure != nil {
+		return "UDP/TLS/RTP/SAVP"
+	}
+	return "RTP/AVP"
 }
 
 func (p *Phone) muxLine() string {
+	lines := ""
 	if p.RTCPMux {
-		return "a=rtcp-mux\r\n"
+		lines += "a=rtcp-mux\r\n"
 	}
-	return ""
+	if p.secure != nil {
+		lines += "a=fingerprint:" + p.secure.fingerprint + "\r\na=setup:" + p.secure.setup + "\r\n"
+	}
+	return lines
 }
 
 // RTCPReports is how many RTCP sender reports the phone has received.
@@ -141,9 +166,15 @@ func (p *Phone) answerRTCP(pkt []byte, src netip.AddrPort) {
 		}
 		p.rtcpSeen.Add(1)
 		rr, err := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 0x5eed, Reports: []rtcp.ReceptionReport{{SSRC: sr.SSRC, FractionLost: 1, Jitter: 80}}}})
-		if err == nil {
-			_, _ = p.conn.WriteToUDPAddrPort(rr, src)
+		if err != nil {
+			continue
 		}
+		if p.secure != nil {
+			if rr = p.secure.protectRTCP(rr); rr == nil {
+				continue
+			}
+		}
+		_, _ = p.conn.WriteToUDPAddrPort(rr, src)
 	}
 }
 
@@ -272,6 +303,11 @@ func (p *Phone) send() {
 		if err != nil {
 			continue
 		}
+		if p.secure != nil {
+			if b = p.secure.protect(b); b == nil {
+				continue // no keys yet
+			}
+		}
 		_, _ = p.conn.WriteToUDPAddrPort(b, *p.remote.Load())
 	}
 }
@@ -287,12 +323,22 @@ func (p *Phone) receive() {
 			return
 		}
 		p.sources.Store(src, struct{}{})
-		if n >= 2 && buf[1] >= 200 && buf[1] <= 204 { // RTCP on the RTP port (RFC 5761)
-			p.answerRTCP(buf[:n], src)
+		raw := buf[:n]
+		if p.secure != nil {
+			if n > 0 && buf[0] >= 20 && buf[0] <= 63 { // DTLS (RFC 7983)
+				p.secure.deliver(raw)
+				continue
+			}
+			if raw = p.secure.unprotect(raw); raw == nil {
+				continue
+			}
+		}
+		if len(raw) >= 2 && raw[1] >= 200 && raw[1] <= 204 { // RTCP on the RTP port (RFC 5761)
+			p.answerRTCP(raw, src)
 			continue
 		}
 		var pkt rtp.Packet
-		if pkt.Unmarshal(buf[:n]) != nil {
+		if pkt.Unmarshal(raw) != nil {
 			continue
 		}
 		switch pkt.PayloadType {

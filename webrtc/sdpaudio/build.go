@@ -21,13 +21,25 @@ type Local struct {
 	RTCPPort uint16
 	// RTCPMux offers (or, in an answer, accepts) RTCP on the RTP port.
 	RTCPMux bool
+	// Proto is the offer's transport: "RTP/AVP" when empty, or
+	// "UDP/TLS/RTP/SAVP" for DTLS-SRTP (RFC 5764 §8). Answers use the
+	// offer's.
+	Proto string
+	// Fingerprint ("sha-256 AB:CD:…") and Setup ("actpass", "active",
+	// "passive") describe our DTLS endpoint (RFC 8122, RFC 4145) when the
+	// stream is DTLS-SRTP.
+	Fingerprint, Setup string
 }
 
 // Offer writes an SDP offer with one audio stream.
 func Offer(l Local) string {
 	var b strings.Builder
 	writeSession(&b, l)
-	writeAudio(&b, l, "RTP/AVP")
+	proto := l.Proto
+	if proto == "" {
+		proto = "RTP/AVP"
+	}
+	writeAudio(&b, l, proto)
 	return b.String()
 }
 
@@ -86,6 +98,12 @@ func writeAudio(b *strings.Builder, l Local, proto string) {
 	}
 	if l.RTCPMux {
 		b.WriteString("a=rtcp-mux\r\n")
+	}
+	if l.Fingerprint != "" {
+		b.WriteString("a=fingerprint:" + l.Fingerprint + "\r\n")
+	}
+	if l.Setup != "" {
+		b.WriteString("a=setup:" + l.Setup + "\r\n")
 	}
 	b.WriteString("a=" + l.Direction.String() + "\r\n")
 }

@@ -147,6 +147,19 @@ func TestOfferWithRTCPPortAndMux(t *testing.T) {
 	}
 }
 
+func TestOfferWithDTLS(t *testing.T) {
+	raw := Offer(Local{OriginID: 1, OriginVersion: 1, Addr: netip.MustParseAddr("192.0.2.9"), Port: 4000, RTCPMux: true,
+		Proto: "UDP/TLS/RTP/SAVP", Fingerprint: "sha-256 AA:BB", Setup: "actpass",
+		Formats: []Format{{PayloadType: 0, Name: "PCMU", ClockRate: 8000}}})
+	d, err := Parse(raw)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if a := d.Audio; a.Proto != "UDP/TLS/RTP/SAVP" || a.Fingerprint != "sha-256 AA:BB" || a.Setup != "actpass" {
+		t.Errorf("parsed back %+v", a)
+	}
+}
+
 func TestDirections(t *testing.T) {
 	for _, c := range []struct{ want, other, got Direction }{
 		{SendRecv, SendRecv, SendRecv},
