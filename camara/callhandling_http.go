@@ -208,4 +208,3 @@ func (g *CallHandling) update(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, MediaSessionOf(s))
 }
-

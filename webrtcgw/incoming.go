@@ -123,10 +123,10 @@ func (s *session) hangUpIncoming(ctx context.Context, status calls.Status, why s
 	switch {
 	case current.Terminal():
 	case current.Established():
+		s.setStatus(ctx, status, why, "")
 		if err := s.uas.Bye(ctx); err != nil {
 			s.log.WithError(err).Info("BYE failed")
 		}
-		s.setStatus(ctx, calls.Terminated, why, "")
 	default:
 		select {
 		case s.decision <- decision{status: status, reason: why}:
@@ -197,8 +197,14 @@ func (g *Gateway) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// mediaEnded hangs up a call whose media ended by itself.
+// mediaEnded hangs up a call whose media ended by itself. It returns at
+// once: the media plane calls it while tearing the media down, which
+// closing the media (part of ending the session) waits for.
 func (s *session) mediaEnded(reason error) {
+	go s.hangUpForMedia(reason)
+}
+
+func (s *session) hangUpForMedia(reason error) {
 	s.log.WithError(reason).Info("media ended: hanging up")
 	ctx := context.Background()
 	if s.info.Role == calls.Originator {

@@ -169,25 +169,28 @@ func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 	<-s.uac.Context().Done()
 }
 
-// hangUpOutgoing cancels an unanswered outgoing call, which then ends in
-// status early (SessionCancelled when the device asked, Failed when the
-// gateway gives up), or hangs up an answered one.
-func (s *session) hangUpOutgoing(ctx context.Context, early calls.Status, why string) {
+// hangUpOutgoing cancels an unanswered outgoing call or hangs up an
+// answered one; either way the session ends in status end
+// (SessionCancelled or Terminated when the device asked, Failed when the
+// gateway gives up).
+func (s *session) hangUpOutgoing(ctx context.Context, end calls.Status, why string) {
 	s.mu.Lock()
 	status, uac, cancel := s.info.Status, s.uac, s.cancelOut
 	if s.cancelledAs == "" {
-		s.cancelledAs, s.cancelReason = early, why
+		s.cancelledAs, s.cancelReason = end, why
 	}
 	s.mu.Unlock()
 	switch {
 	case status.Terminal():
 	case status.Established():
+		// The device hears of the end at once; the BYE's answer is the
+		// other side's business.
+		s.setStatus(ctx, end, why, "")
 		if uac != nil {
 			if err := uac.Bye(ctx); err != nil {
 				s.log.WithError(err).Info("BYE failed")
 			}
 		}
-		s.setStatus(ctx, calls.Terminated, why, "")
 	case cancel != nil:
 		cancel() // WaitAnswer sends CANCEL and ends the session
 	}

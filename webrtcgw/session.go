@@ -79,7 +79,9 @@ func (s *session) setStatus(ctx context.Context, status calls.Status, reason str
 		s.log.WithError(err).Warn("session-status could not be recorded")
 	}
 	if status.Terminal() {
-		if err := s.media.Close(context.WithoutCancel(ctx)); err != nil {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.media.Close(closeCtx); err != nil {
 			s.log.WithError(err).Debug("closing the media")
 		}
 		s.g.ended(s)
@@ -95,9 +97,13 @@ func (s *session) status() calls.Status {
 
 // hangUp ends the call from the gateway's side, whatever its state.
 func (s *session) hangUp(ctx context.Context, why string) {
+	end := calls.Failed
+	if s.status().Established() {
+		end = calls.Terminated
+	}
 	if s.info.Role == calls.Originator {
-		s.hangUpOutgoing(ctx, calls.Failed, why)
+		s.hangUpOutgoing(ctx, end, why)
 		return
 	}
-	s.hangUpIncoming(ctx, calls.Failed, why)
+	s.hangUpIncoming(ctx, end, why)
 }
