@@ -182,6 +182,21 @@ func TestDeviceCallsPhone(t *testing.T) {
 	if got, err := f.gw.Get(ctx, alice, s.ID); err != nil || got.Status != calls.Connected {
 		t.Fatalf("GET: %+v %v", got, err)
 	}
+	// Hold and resume from the device re-INVITE the phone.
+	for _, step := range []struct {
+		status    calls.Status
+		direction string
+	}{{calls.Hold, "a=sendonly"}, {calls.Resume, "a=sendrecv"}} {
+		if got, err := f.gw.Update(ctx, alice, s.ID, calls.Change{Status: step.status}); err != nil || got.Status != step.status {
+			t.Fatalf("PUT %s: %+v %v", step.status, got, err)
+		}
+		reinvite := f.sip.WaitRequest(10*time.Second, func(r *sip.Request) bool {
+			return r.Method == sip.INVITE && r.To().Params.Has("tag") && strings.Contains(string(r.Body()), step.direction)
+		})
+		if reinvite.CallID().Value() != in.Req.CallID().Value() {
+			t.Fatalf("re-INVITE outside the call's dialog")
+		}
+	}
 	if _, err := f.gw.Get(ctx, bob, s.ID); !errors.Is(err, calls.ErrNotFound) {
 		t.Fatalf("another subscriber's GET: %v", err)
 	}
@@ -310,6 +325,7 @@ func TestRefusalsAndDeclines(t *testing.T) {
 	}
 
 	rtp := mediatest.NewPhone(t, "PCMU")
+	var failed *sipgo.ErrDialogResponse
 	call := func() (code chan int) {
 		code = make(chan int, 1)
 		go func() {
@@ -343,12 +359,21 @@ func TestRefusalsAndDeclines(t *testing.T) {
 	}
 	f.notes.wait(t, calls.NoAnswer)
 
+	// An offer with no codec the media plane carries gets 488.
+	g729 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+	dlg488, err := f.sip.Dial(ctx, f.sip.InviteFrom(strings.TrimPrefix(f.gw.URI(), "sip:"), bob, alice, []byte(g729)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg488.WaitAnswer(ctx, sipgo.AnswerOptions{}); !errors.As(err, &failed) || failed.Res.StatusCode != 488 {
+		t.Fatalf("G.729-only call: %v", err)
+	}
+
 	// A call for a number with no device is not taken.
 	dlg, err := f.sip.Dial(ctx, f.sip.InviteFrom(strings.TrimPrefix(f.gw.URI(), "sip:"), alice, bob, []byte(rtp.SDP())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var failed *sipgo.ErrDialogResponse
 	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); !errors.As(err, &failed) || failed.Res.StatusCode != 480 {
 		t.Fatalf("call for a number without devices: %v", err)
 	}
