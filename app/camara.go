@@ -67,6 +67,9 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 		// subscription to outlive a call; r2.2 lacks it.
 		EnableUpdate: true,
 		Notify:       func() { c.deliverer.Notify() },
+		// initialEvent on a session-status subscription sends the state the
+		// call is in (the WebRTC gateway keeps it; none without media).
+		CurrentSession: a.currentSession,
 		CheckRegistration: func(ctx context.Context, number, id string) error {
 			if _, err := c.devices.Get(ctx, number, id); err != nil {
 				return camara.ErrSubscriptionMismatch

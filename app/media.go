@@ -59,6 +59,19 @@ func (a *App) startMedia(ctx context.Context) error {
 	return nil
 }
 
+// currentSession is the state of a subscriber's media session, in its
+// wire form, for an initial session-status event.
+func (a *App) currentSession(ctx context.Context, number, id string) (any, bool) {
+	if a.media == nil {
+		return nil, false
+	}
+	s, err := a.media.gw.Get(ctx, number, id)
+	if err != nil {
+		return nil, false
+	}
+	return camara.MediaSessionOf(s), true
+}
+
 // rtpAdvertise picks the address the SIP side's SDP announces when none is
 // configured: the SIP advertised host if it is an address, the listen
 // address if it is one, else this machine's address toward its default

@@ -82,6 +82,10 @@ func newCallFixture(t *testing.T, connectTimeout time.Duration) *callFixture {
 		_ = f.gw.Close(ctx)
 		_ = eng.Close(ctx)
 	})
+	f.events.cfg.CurrentSession = func(ctx context.Context, number, id string) (any, bool) {
+		s, err := f.gw.Get(ctx, number, id)
+		return MediaSessionOf(s), err == nil
+	}
 	api := &CallHandling{BasePath: callBase, Verifier: f.events.cfg.Verifier, Sessions: f.gw}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -204,7 +208,9 @@ func TestCallHandlingOperations(t *testing.T) {
 			statuses = append(statuses, data["status"].(string))
 		}
 	}
-	if len(statuses) != 2 || statuses[0] != "Ringing" || statuses[1] != "SessionCancelled" {
+	// initialEvent: the session's state when the subscription was made
+	// comes first.
+	if len(statuses) != 3 || statuses[0] != "Initial" || statuses[1] != "Ringing" || statuses[2] != "SessionCancelled" {
 		t.Fatalf("session-status events %v", statuses)
 	}
 }

@@ -96,6 +96,12 @@ type EventsConfig struct {
 	// Retention keeps an ended subscription readable (status EXPIRED or
 	// DELETED) this long before Sweep purges it (24 h).
 	Retention time.Duration
+	// CurrentSession, when set, gives the current state of media session
+	// id of the subscriber (MediaSessionOf it), false when there is none.
+	// A session-status subscription created with initialEvent true then
+	// gets it as its first event, in the same transaction: an app
+	// subscribes after POST /sessions, by when the call may have moved on.
+	CurrentSession func(ctx context.Context, phoneNumber, id string) (any, bool)
 }
 
 // Events is the webrtc-events subscription service: its HTTP API
@@ -382,32 +388,48 @@ func (e *Events) PublishTx(tx *store.Tx, ev Event) (int, error) {
 			ev.SessionID != "" && s.SessionID != "" && s.SessionID != ev.SessionID {
 			continue
 		}
-		n, ok, err := tx.CountSubscriptionEvent(s.ID)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
+		if err := e.sendTx(tx, s, ev.Type, ev.Data, now); errors.Is(err, errNotCounted) {
 			continue
-		}
-		data, err := withSubscriptionID(ev.Data, s.ID)
-		if err != nil {
-			return 0, fmt.Errorf("event data: %w", err)
-		}
-		oe, err := outboxEvent(e.cfg.Source, s, ev.Type, data, now)
-		if err != nil {
-			return 0, err
-		}
-		if err := tx.Enqueue(oe); err != nil {
+		} else if err != nil {
 			return 0, err
 		}
 		sent++
-		if s.MaxEvents > 0 && n >= s.MaxEvents {
-			if _, err := e.endTx(tx, s, ReasonMaxEventsReached, "Maximum number of events reached", now); err != nil {
-				return 0, err
-			}
-		}
 	}
 	return sent, nil
+}
+
+// errNotCounted: the subscription takes no more events (not active, or at
+// its maximum already).
+var errNotCounted = errors.New("subscription takes no more events")
+
+// sendTx enqueues one event of type typ with data to subscription s,
+// counting it toward subscriptionMaxEvents; the event that reaches the
+// maximum is followed by subscription-ended (MAX_EVENTS_REACHED).
+func (e *Events) sendTx(tx *store.Tx, s store.Subscription, typ string, data any, now time.Time) error {
+	n, ok, err := tx.CountSubscriptionEvent(s.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotCounted
+	}
+	withID, err := withSubscriptionID(data, s.ID)
+	if err != nil {
+		return fmt.Errorf("event data: %w", err)
+	}
+	oe, err := outboxEvent(e.cfg.Source, s, typ, withID, now)
+	if err != nil {
+		return err
+	}
+	if err := tx.Enqueue(oe); err != nil {
+		return err
+	}
+	if s.MaxEvents > 0 && n >= s.MaxEvents {
+		if _, err := e.endTx(tx, s, ReasonMaxEventsReached, "Maximum number of events reached", now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Notify wakes the deliverer (after a PublishTx transaction committed).

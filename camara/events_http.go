@@ -224,6 +224,14 @@ func (e *Events) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// initialEvent on a session-status subscription: the session's state
+	// now, read before the transaction (it is not in the store).
+	var initial any
+	if s.InitialEvent != nil && *s.InitialEvent && s.HasType(TypeSessionStatus) && s.SessionID != "" && e.cfg.CurrentSession != nil {
+		if data, ok := e.cfg.CurrentSession(r.Context(), p.PhoneNumber, s.SessionID); ok {
+			initial = data
+		}
+	}
 	err = e.cfg.DB.Update(r.Context(), func(tx *store.Tx) error {
 		n, err := tx.CountActiveSubscriptions(p.PhoneNumber, now)
 		if err != nil {
@@ -232,11 +240,20 @@ func (e *Events) create(w http.ResponseWriter, r *http.Request) {
 		if n >= e.cfg.MaxPerSubscriber {
 			return ErrQuotaExceeded.WithMessage("At most %d active subscriptions per subscriber.", e.cfg.MaxPerSubscriber)
 		}
-		return tx.PutSubscription(s)
+		if err := tx.PutSubscription(s); err != nil {
+			return err
+		}
+		if initial == nil {
+			return nil
+		}
+		return e.sendTx(tx, s, TypeSessionStatus, initial, now)
 	})
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if initial != nil {
+		e.notify()
 	}
 	writeJSON(w, http.StatusCreated, toResponse(s))
 }

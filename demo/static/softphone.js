@@ -80,10 +80,13 @@ class Softphone {
     this.setStatus("ready");
   }
 
+  // subscribe asks for the events of type at the relay's sink; a
+  // session-status subscription also gets the session's state now
+  // (initialEvent), as the call may have moved on before it existed.
   async subscribe(type, detail) {
     const sub = await this.api("POST", this.paths.events + "/subscriptions", {
       protocol: "HTTP", sink: this.sink, sinkCredential: this.sinkCredential,
-      types: [EVENT + type], config: { subscriptionDetail: detail },
+      types: [EVENT + type], config: { subscriptionDetail: detail, initialEvent: type === "session-status" },
     });
     log("subscribed", type, sub.id);
     return sub;
@@ -151,8 +154,6 @@ class Softphone {
     this.session = { id: s.mediaSessionId, role: "originator", remoteSet: false };
     this.setStatus(s.status);
     await this.subscribe("session-status", { registrationId: this.registrationId, sessionId: s.mediaSessionId });
-    // An event may have been sent before the subscription: read the state.
-    this.onStatus(await this.api("GET", this.paths.calls + "/sessions/" + s.mediaSessionId));
   }
 
   async onInvitation(d) {
@@ -165,8 +166,7 @@ class Softphone {
     $("caller").textContent = d.originatorAddress;
     $("incoming").hidden = false;
     await this.subscribe("session-status", { registrationId: this.registrationId, sessionId: d.mediaSessionId });
-    await this.api("PUT", this.paths.calls + "/sessions/" + d.mediaSessionId + "/status", { status: "Ringing" });
-    this.setStatus("Ringing");
+    this.onStatus(await this.api("PUT", this.paths.calls + "/sessions/" + d.mediaSessionId + "/status", { status: "Ringing" }));
   }
 
   async answer() {
@@ -176,13 +176,18 @@ class Softphone {
     await this.pc.setRemoteDescription({ type: "offer", sdp: s.offer });
     s.remoteSet = true;
     const answer = await this.complete(await this.pc.createAnswer());
-    const r = await this.api("PUT", this.paths.calls + "/sessions/" + s.id + "/status", { status: "Connected", answer: { sdp: answer } });
-    this.setStatus(r.status);
+    this.onStatus(await this.api("PUT", this.paths.calls + "/sessions/" + s.id + "/status", { status: "Connected", answer: { sdp: answer } }));
   }
 
   async onStatus(d) {
     const s = this.session;
     if (!s || d.mediaSessionId !== s.id) return;
+    // Events and PUT answers carry sequenceNumber: an older state (the
+    // initial event after our own PUT, say) is not shown again.
+    if (d.sequenceNumber !== undefined) {
+      if (d.sequenceNumber <= (s.seq || 0)) return;
+      s.seq = d.sequenceNumber;
+    }
     if (s.role === "originator" && d.answer && !s.remoteSet) {
       s.remoteSet = true; // the 200 repeats the 183's answer
       await this.pc.setRemoteDescription({ type: "answer", sdp: d.answer.sdp });
