@@ -49,4 +49,8 @@
 //     ALREADY_EXISTS): r2.2 defines no identity for a subscription but its
 //     id, and the sink tolerates duplicates by event id anyway.
 //   - Ids are UUIDs of version 7 (time-ordered, for the store's indexes).
+//   - initialEvent true on a session-status subscription sends the media
+//     session's current state as its first event (r2.2 asks for the
+//     sessionId, which an app learns only from POST /sessions, after which
+//     the call may have moved on). Other types have no state to send.
 package camara
