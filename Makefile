@@ -4,7 +4,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 100000x  # a count: see .ci/run for why not a duration
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test test-opus deps lint fuzz bench bench-sip bench-hold bench-register bench-api bench-media proto clean
+.PHONY: run build test test-opus deps lint fuzz bench bench-sip bench-hold bench-register bench-api bench-media bench-relay proto clean
 
 run:                 ## run the gateway on its embedded defaults
 	$(GO) run ./cmd/callpath
@@ -57,6 +57,10 @@ bench-media:         ## relayed and transcoded calls per core vs a plain Go UDP 
 	$(GO) build -tags opus -o bin/mediagw ./bench/mediagw
 	$(GO) build -tags opus -o bin/mediaload ./bench/mediaload
 	./bin/mediaload -gw bin/mediagw $(BENCH_MEDIA_ARGS)
+
+bench-relay:         ## WebSocket relay: 10,000 connections held, 2,000 events/s, vs a bare gorilla/websocket server (see BENCHMARKS.md)
+	$(GO) build -o bin/callpath-bench ./cmd/callpath
+	./bench/relay.sh --callpath-cmd bin/callpath-bench $(BENCH_RELAY_ARGS)
 
 bench-hold:          ## memory per established call, 10,000 calls held
 	./bench/hold.sh $(BENCH_HOLD_ARGS)

@@ -78,7 +78,7 @@ func ParseSinkEvent(h http.Header, body []byte) (SinkEvent, error) {
 }
 
 // requiredAttributes are the CloudEvents 1.0 attributes every event has.
-var requiredAttributes = []string{"id", "source", "specversion", "type"}
+var requiredAttributes = [...]string{"id", "source", "specversion", "type"}
 
 func parseStructured(body []byte) (SinkEvent, error) {
 	if !utf8.Valid(body) {
@@ -88,28 +88,38 @@ func parseStructured(body []byte) (SinkEvent, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return SinkEvent{}, badEvent("the body is not a JSON object (structured-mode CloudEvent)")
 	}
-	// A map, not a struct: encoding/json matches struct fields without
-	// regard to case, and CloudEvents attribute names are lower case.
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &attrs); err != nil {
+	if !json.Valid(trimmed) {
+		var v any
+		err := json.Unmarshal(trimmed, &v) // only for its message
 		return SinkEvent{}, badEvent("the body is not valid JSON: %v", err)
 	}
-	values := make(map[string]string, len(requiredAttributes))
-	for _, name := range requiredAttributes {
-		raw, ok := attrs[name]
-		if !ok {
+	// Member names match exactly (CloudEvents attribute names are lower
+	// case); as with encoding/json, the last of duplicates counts.
+	var raw [len(requiredAttributes)][]byte
+	_ = eachMember(trimmed, func(key string, v []byte) error {
+		for i, name := range requiredAttributes {
+			if key == name {
+				raw[i] = v
+			}
+		}
+		return nil
+	})
+	var values [len(requiredAttributes)]string
+	for i, name := range requiredAttributes {
+		if raw[i] == nil {
 			return SinkEvent{}, badEvent("the event has no %q attribute", name)
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+		s, err := jsonString(raw[i])
+		if err != nil || s == "" {
 			return SinkEvent{}, badEvent("attribute %q must be a non-empty string", name)
 		}
-		values[name] = s
+		values[i] = s
 	}
-	if err := checkAttributes(values["specversion"], values["id"]); err != nil {
+	id, specversion, typ := values[0], values[2], values[3]
+	if err := checkAttributes(specversion, id); err != nil {
 		return SinkEvent{}, err
 	}
-	return SinkEvent{ID: values["id"], Type: values["type"], Body: trimmed}, nil
+	return SinkEvent{ID: id, Type: typ, Body: trimmed}, nil
 }
 
 func checkAttributes(specversion, id string) error {

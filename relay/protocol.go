@@ -81,8 +81,9 @@ const maxEventIDLen = 1024
 // ErrBadMessage is wrapped by every error of ParseClientMessage.
 var ErrBadMessage = errors.New("bad message")
 
-// ParseClientMessage reads one text frame from the app. Unknown fields are
-// ignored (later versions may add some); unknown types are errors.
+// ParseClientMessage reads one text frame from the app. Member names are
+// matched exactly; unknown members are ignored (later versions may add
+// some); unknown types are errors.
 func ParseClientMessage(data []byte) (ClientMessage, error) {
 	var m ClientMessage
 	if !utf8.Valid(data) {
@@ -92,8 +93,32 @@ func ParseClientMessage(data []byte) (ClientMessage, error) {
 	if len(data) == 0 || data[0] != '{' {
 		return m, fmt.Errorf("%w: want a JSON object", ErrBadMessage)
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return ClientMessage{}, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	if !json.Valid(data) {
+		return m, fmt.Errorf("%w: not valid JSON", ErrBadMessage)
+	}
+	err := eachMember(data, func(key string, v []byte) error {
+		if isNull(v) {
+			return nil // as encoding/json: null leaves the zero value
+		}
+		var err error
+		switch key {
+		case "type":
+			if m.Type, err = jsonString(v); err != nil {
+				return fmt.Errorf("%w: type must be a string", ErrBadMessage)
+			}
+		case "seq":
+			if m.Seq, err = jsonInt(v); err != nil {
+				return fmt.Errorf("%w: seq must be a whole number", ErrBadMessage)
+			}
+		case "id":
+			if m.ID, err = jsonString(v); err != nil {
+				return fmt.Errorf("%w: id must be a string", ErrBadMessage)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ClientMessage{}, err
 	}
 	switch m.Type {
 	case TypeAck:

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -22,7 +24,13 @@ func TestParseClientMessage(t *testing.T) {
 		{`{"type":"ack"}`, ClientMessage{}, "either seq or id"},
 		{`{"type":"ack","seq":3,"id":"x"}`, ClientMessage{}, "either seq or id"},
 		{`{"type":"ack","seq":-3}`, ClientMessage{}, "negative"},
-		{`{"type":"ack","seq":"3"}`, ClientMessage{}, "cannot unmarshal"},
+		{`{"type":"ack","seq":"3"}`, ClientMessage{}, "whole number"},
+		{`{"type":"ack","seq":1.5}`, ClientMessage{}, "whole number"},
+		{`{"type":7}`, ClientMessage{}, "type must be a string"},
+		{`{"type":"ack","seq":4,}`, ClientMessage{}, "not valid JSON"},
+		{`{"Type":"ping"}`, ClientMessage{}, "no type"},
+		{`{"type":"ack","seq":null,"id":"e\u00e9","x":{"y":[1,"}"]}}`, ClientMessage{Type: TypeAck, ID: "eé"}, ""},
+		{`{"type":"ping","type":"unbind"}`, ClientMessage{Type: TypeUnbind}, ""},
 		{`{"type":"ack","id":"` + strings.Repeat("x", maxEventIDLen+1) + `"}`, ClientMessage{}, "longer"},
 		{`{"type":"hello"}`, ClientMessage{}, "unknown type"},
 		{`{}`, ClientMessage{}, "no type"},
@@ -92,6 +100,22 @@ func FuzzClientMessage(f *testing.F) {
 		if err != nil || again != m {
 			t.Fatalf("%+v re-encoded parses as %+v %v", m, again, err)
 		}
+		// encoding/json reads the same members (exact names, last wins).
+		var oracle map[string]any
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&oracle); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
+		}
+		if s, _ := oracle["type"].(string); s != m.Type {
+			t.Fatalf("%q: type %q, encoding/json %q", data, m.Type, s)
+		}
+		if s, _ := oracle["id"].(string); s != m.ID {
+			t.Fatalf("%q: id %q, encoding/json %q", data, m.ID, s)
+		}
+		if n, ok := oracle["seq"].(json.Number); ok && n.String() != strconv.FormatInt(m.Seq, 10) && m.Seq != 0 {
+			t.Fatalf("%q: seq %d, encoding/json %s", data, m.Seq, n)
+		}
 	})
 }
 
@@ -125,6 +149,21 @@ func FuzzSinkEvent(f *testing.F) {
 			h.Set("Ce-Type", typ)
 		}
 		ev, err := ParseSinkEvent(h, body)
+		if !binary && (contentType == "" || contentType == mediaStructured) {
+			// Structured mode: accepted exactly when encoding/json finds the
+			// four attributes as non-empty strings in a UTF-8 object.
+			var attrs map[string]any
+			ok := utf8.Valid(body) && json.Unmarshal(body, &attrs) == nil && attrs != nil
+			for _, name := range requiredAttributes {
+				v, _ := attrs[name].(string)
+				ok = ok && v != ""
+			}
+			id, _ := attrs["id"].(string)
+			ok = ok && attrs["specversion"] == "1.0" && len(id) <= maxEventIDLen
+			if ok != (err == nil) {
+				t.Fatalf("%q: accepted %v (%v), encoding/json says %v", body, err == nil, err, ok)
+			}
+		}
 		if err != nil {
 			var se *SinkError
 			if !errors.As(err, &se) || se.Status < 400 || se.Status > 499 || se.Message == "" {
@@ -136,8 +175,8 @@ func FuzzSinkEvent(f *testing.F) {
 			t.Fatalf("accepted event %q (id %q) is not valid", ev.Body, ev.ID)
 		}
 		var attrs map[string]any
-		if err := json.Unmarshal(ev.Body, &attrs); err != nil || attrs["id"] != ev.ID || attrs["specversion"] != "1.0" {
-			t.Fatalf("event %s: attributes %v %v, want id %q", ev.Body, attrs, err, ev.ID)
+		if err := json.Unmarshal(ev.Body, &attrs); err != nil || attrs["id"] != ev.ID || attrs["specversion"] != "1.0" || attrs["type"] != ev.Type {
+			t.Fatalf("event %s: attributes %v %v, want id %q type %q (encoding/json as the oracle)", ev.Body, attrs, err, ev.ID, ev.Type)
 		}
 		var m EventMessage
 		frame := appendEventFrame(nil, 1, ev.ID, ev.Body)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -342,7 +343,17 @@ func (s *session) read() string {
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
 	_ = c.SetReadDeadline(time.Now().Add(idle))
 	for {
-		kind, data, err := c.ReadMessage()
+		kind, rd, err := c.NextReader()
+		if err != nil {
+			return readErrorReason(err)
+		}
+		// Messages are read into a pooled buffer: a socket holds none
+		// between messages.
+		buf := s.r.bodies.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(rd)
+		m, perr := ParseClientMessage(buf.Bytes())
+		s.r.putBody(buf)
 		if err != nil {
 			return readErrorReason(err)
 		}
@@ -351,8 +362,7 @@ func (s *session) read() string {
 			s.close(websocket.CloseUnsupportedData, "binary frames are not part of the protocol", reasonProtocolError)
 			return reasonProtocolError
 		}
-		m, err := ParseClientMessage(data)
-		if err != nil {
+		if err := perr; err != nil {
 			s.close(websocket.ClosePolicyViolation, closeText(err.Error()), reasonProtocolError)
 			return reasonProtocolError
 		}

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -38,8 +37,9 @@ func (r *Relay) sink(w http.ResponseWriter, req *http.Request, start time.Time) 
 	if !ok {
 		return fail(&SinkError{http.StatusUnauthorized, "UNAUTHENTICATED", "no bearer token: send the sink credential the relay gave the app"})
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
-	defer cancel()
+	// The request's context bounds the store calls: the sender's timeout
+	// ends them (the store's own busy timeout bounds them too).
+	ctx := req.Context()
 	hash := hashToken(tok)
 	if !r.tokens.valid(hash, bindingID, start) {
 		exp, err := r.cfg.Store.CheckRelaySinkToken(ctx, bindingID, hash, start)

@@ -279,8 +279,20 @@ func (db *DB) AppendRelayEvent(ctx context.Context, e RelayEvent, limits RelayQu
 	var out RelayAppended
 	err := db.Update(ctx, func(tx *Tx) error {
 		out = RelayAppended{}
-		res, err := tx.exec(`INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) VALUES (?, ?, ?, ?)`,
-			e.BindingID, e.EventID, e.Body, formatTime(e.CreatedAt))
+		args := []any{e.BindingID, e.EventID, e.Body, formatTime(e.CreatedAt)}
+		insert := `INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) VALUES (?, ?, ?, ?)`
+		if limits.MaxEvents > 0 && !limits.DropOldest {
+			// One statement inserts only while the queue has room: its
+			// count stops past the limit, so a full queue costs at most
+			// MaxEvents index entries, never a table scan. The limit is
+			// written into the SQL: bound, it made SQLite prepare the
+			// statement again on every run.
+			max := strconv.Itoa(limits.MaxEvents)
+			insert = `INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) SELECT ?, ?, ?, ?
+				WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM relay_event WHERE binding_id = ? LIMIT ` + max + `)) < ` + max
+			args = append(args, e.BindingID)
+		}
+		res, err := tx.exec(insert, args...)
 		if err != nil {
 			if isForeignKey(err) {
 				return fmt.Errorf("%w: %s", ErrRelayBindingNotFound, e.BindingID)
@@ -290,43 +302,57 @@ func (db *DB) AppendRelayEvent(ctx context.Context, e RelayEvent, limits RelayQu
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
+			// A duplicate, or (reject) a full queue.
+			dup, err := tx.count(`SELECT COUNT(*) FROM relay_event WHERE binding_id = ? AND event_id = ?`, e.BindingID, e.EventID)
+			if err != nil {
+				return fmt.Errorf("relay event %s: %w", e.EventID, err)
+			}
+			if dup == 0 {
+				if _, err := tx.relayBindingExists(e.BindingID); err != nil {
+					return err
+				}
+				return ErrRelayQueueFull
+			}
 			out.Duplicate = true
 			return nil
 		}
 		if out.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if limits.MaxEvents <= 0 {
+		if limits.MaxEvents <= 0 || !limits.DropOldest {
 			return nil
 		}
-		// Counting stops past the limit: a full queue costs at most
-		// MaxEvents+1 index entries to check, never a table scan. The
-		// limit is written into the SQL: bound, it made SQLite prepare the
-		// statement again on every run (a third of an append's CPU).
-		n, err := tx.count(`SELECT COUNT(*) FROM (SELECT 1 FROM relay_event WHERE binding_id = ? LIMIT `+
-			strconv.Itoa(limits.MaxEvents+1)+`)`, e.BindingID)
+		// Drop what lies beyond the newest MaxEvents of the binding.
+		res, err = tx.exec(`DELETE FROM relay_event WHERE binding_id = ? AND seq <=
+			(SELECT seq FROM relay_event WHERE binding_id = ? ORDER BY seq DESC LIMIT 1 OFFSET `+strconv.Itoa(limits.MaxEvents)+`)`,
+			e.BindingID, e.BindingID)
 		if err != nil {
 			return fmt.Errorf("relay queue: %w", err)
 		}
-		if n <= limits.MaxEvents {
-			return nil
-		}
-		if !limits.DropOldest {
-			return ErrRelayQueueFull // rolls the insert back
-		}
-		over := n - limits.MaxEvents
-		if _, err := tx.exec(`DELETE FROM relay_event WHERE seq IN
-			(SELECT seq FROM relay_event WHERE binding_id = ? ORDER BY seq LIMIT ?)`, e.BindingID, over); err != nil {
-			return fmt.Errorf("relay queue: %w", err)
+		dropped, err := res.RowsAffected()
+		if err != nil || dropped == 0 {
+			return err
 		}
 		if _, err := tx.exec(`UPDATE relay_binding SET expired_unreported = expired_unreported + ? WHERE id = ?`,
-			over, e.BindingID); err != nil {
+			dropped, e.BindingID); err != nil {
 			return fmt.Errorf("relay queue: %w", err)
 		}
-		out.Dropped = over
+		out.Dropped = int(dropped)
 		return nil
 	})
 	return out, err
+}
+
+// relayBindingExists is ErrRelayBindingNotFound for a gone binding.
+func (t *Tx) relayBindingExists(id string) (bool, error) {
+	n, err := t.count(`SELECT COUNT(*) FROM relay_binding WHERE id = ?`, id)
+	if err != nil {
+		return false, fmt.Errorf("relay binding: %w", err)
+	}
+	if n == 0 {
+		return false, fmt.Errorf("%w: %s", ErrRelayBindingNotFound, id)
+	}
+	return true, nil
 }
 
 func isForeignKey(err error) bool {
