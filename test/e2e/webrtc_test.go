@@ -184,6 +184,9 @@ func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
 	}
 	sc.phone.WaitRequest(10*time.Second, siptest.Method(sip.BYE))
 	sc.event(typeSessionStatus, "Terminated")
+	if got := sc.gw.metric(`callpath_media_sessions_total{codec="PCMU",mode="relay"}`); got != "1" {
+		t.Errorf("media sessions counted: %q", got)
+	}
 	// The gateway's call is a call of the B2BUA like any other.
 	if recs := sc.gw.cdrs(1); recs[0].From != alice || recs[0].To != bob || len(recs[0].Legs) != 2 {
 		t.Fatalf("CDR %+v", recs[0])
