@@ -23,4 +23,3 @@ func TestDevicesFirst(t *testing.T) {
 		}
 	}
 }
-
