@@ -106,37 +106,35 @@ func (f *toSIP) transcode(h rtpwire.Header, payload []byte, p *plan) {
 			}
 			pcm := f.pcm[:f.frameSize]
 			start := time.Now()
-			err := f.dec.Conceal(next, pcm)
-			f.s.eng.metrics.TranscodeTime("to_sip", time.Since(start))
-			if err != nil {
+			if err := f.dec.Conceal(next, pcm); err != nil {
 				break
 			}
 			back := uint16(gap - i)
-			f.sendPCM(pcm, p, false, seq-back, ts-uint32(back)*uint32(f.frameSize))
+			f.sendPCM(pcm, p, false, seq-back, ts-uint32(back)*uint32(f.frameSize), start)
 		}
 	}
 	f.lastSeq, f.haveLast = h.SequenceNumber, true
 	start := time.Now()
 	n, err := f.dec.Decode(payload, f.pcm)
-	f.s.eng.metrics.TranscodeTime("to_sip", time.Since(start))
 	if err != nil || n == 0 {
 		f.s.eng.metrics.Dropped("webrtc", dropTranscode, 1)
 		return
 	}
 	f.frameSize = n
-	f.sendPCM(f.pcm[:n], p, h.Marker, seq, ts)
+	f.sendPCM(f.pcm[:n], p, h.Marker, seq, ts, start)
 }
 
-func (f *toSIP) sendPCM(pcm []int16, p *plan, marker bool, seq uint16, ts uint32) {
+// sendPCM encodes a decoded frame as G.711 and sends it; started is when
+// the frame's decoding began, for the transcode-time metric.
+func (f *toSIP) sendPCM(pcm []int16, p *plan, marker bool, seq uint16, ts uint32, started time.Time) {
 	pkt := f.frame[:rtpwire.FixedHeaderLen+len(pcm)]
 	rtpwire.PutHeader(pkt, p.sip.PayloadType, marker, seq, ts, f.leg.ssrc)
-	start := time.Now()
 	if p.sip.Name == codecPCMA {
 		codec.EncodeAlaw(pkt[rtpwire.FixedHeaderLen:], pcm)
 	} else {
 		codec.EncodeUlaw(pkt[rtpwire.FixedHeaderLen:], pcm)
 	}
-	f.s.eng.metrics.TranscodeTime("to_sip", time.Since(start))
+	f.s.eng.metrics.TranscodeTime("to_sip", time.Since(started))
 	f.send(pkt, ts)
 }
 

@@ -87,6 +87,7 @@ func (f *toWebRTC) transcode(h rtpwire.Header, payload []byte, p *plan) {
 		return // not a whole number of 10 ms frames: nothing Opus can take
 	}
 	pcm := f.pcm[:len(payload)]
+	start := time.Now()
 	if p.sip.Name == codecPCMA {
 		codec.DecodeAlaw(pcm, payload)
 	} else {
@@ -95,7 +96,9 @@ func (f *toWebRTC) transcode(h rtpwire.Header, payload []byte, p *plan) {
 	for first := true; len(pcm) > 0; first = false {
 		frame := pcm[:min(len(pcm), 160)]
 		pcm = pcm[len(frame):]
-		start := time.Now()
+		if !first {
+			start = time.Now()
+		}
 		n, err := f.enc.Encode(frame, f.opus)
 		f.s.eng.metrics.TranscodeTime("to_webrtc", time.Since(start))
 		var seq uint16

@@ -153,3 +153,49 @@ func TestEarlyMediaThenAnotherForkAnswers(t *testing.T) {
 		t.Errorf("a fork answering a codec the browser does not have: %v", err)
 	}
 }
+
+// A SIP callee ringing after its 183 without sending anything is not
+// timed out: a leg is timed from its first packet.
+func TestSilentRingingIsNotTimedOut(t *testing.T) {
+	mediatest.CheckGoroutines(t)
+	eng := newEngine(t, nil, func(c *webrtc.Config) { c.MediaTimeout = 300 * time.Millisecond })
+	ev := newCallEvents()
+	s := newSession(t, eng, ev)
+	browser := mediatest.NewBrowser(t, "PCMU")
+	phone := mediatest.NewPhone(t, "PCMU")
+	ctx := context.Background()
+	sipOffer, err := s.OfferFromWebRTC(ctx, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAnswer, err := s.AnswerFromSIP(ctx, phone.SDP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, webAnswer)
+	browser.WaitConnected(t, 10*time.Second)
+	browser.ToneOn(true)
+	select {
+	case reason := <-ev.ended:
+		t.Fatalf("a silent ringing callee ended the call: %v", reason)
+	case <-time.After(5 * 300 * time.Millisecond):
+	}
+	// Answered: the callee's media starts, then stops: now it is timed.
+	remote, err := mediatest.RemoteFrom(sipOffer, "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone.Start(remote)
+	mediatest.Eventually(t, 5*time.Second, func() (bool, string) {
+		return s.Info().SIPPackets > 10, "no packets from the phone"
+	}, "the callee's media arrives")
+	phone.Pause()
+	select {
+	case reason := <-ev.ended:
+		if !errors.Is(reason, webrtc.ErrMediaTimeout) {
+			t.Fatalf("ended with %v", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the call did not end after the callee went silent: %+v", s.Info())
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"callpath/webrtc/sdpaudio"
 
@@ -224,7 +223,7 @@ func (s *Session) activate(c codecs, d directions, sipTERecv uint8) {
 	s.dirs, s.sipTERecv = d, sipTERecv
 	s.webStats.clock.Store(int64(c.web.ClockRate))
 	s.replan(c)
-	s.state, s.activated = stateActive, time.Now()
+	s.state = stateActive
 	s.armConnectTimer()
 	s.started.Store(true)
 	s.eng.metrics.SessionStarted(c.label(), c.mode.String())

@@ -82,15 +82,14 @@ type Session struct {
 	iceUp    atomic.Bool // ICE reached connected at least once
 	up       atomic.Bool // ICE and DTLS connected
 
-	started   atomic.Bool // SessionStarted counted
-	done      chan struct{}
-	endOnce   sync.Once
-	endErr    error
-	tornDown  chan struct{}
-	spawnMu   sync.Mutex
-	ending    bool
-	workers   sync.WaitGroup
-	activated time.Time // when both legs were negotiated, under mu
+	started  atomic.Bool // SessionStarted counted
+	done     chan struct{}
+	endOnce  sync.Once
+	endErr   error
+	tornDown chan struct{}
+	spawnMu  sync.Mutex
+	ending   bool
+	workers  sync.WaitGroup
 }
 
 // plan is what the packet paths do now; negotiation swaps in a new one.

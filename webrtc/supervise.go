@@ -19,12 +19,9 @@ func (s *Session) supervise() {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 
-	s.mu.Lock()
-	activated := s.activated
-	s.mu.Unlock()
 	watch := []*silenceWatch{
-		{leg: "sip", count: s.sip.rx.Load, expected: func(p *plan) bool { return p.expectSIP }, since: activated},
-		{leg: "webrtc", count: s.webrtcRx.Load, expected: func(p *plan) bool { return p.expectWebRTC }, since: activated},
+		{leg: "sip", count: s.sip.rx.Load, expected: func(p *plan) bool { return p.expectSIP }},
+		{leg: "webrtc", count: s.webrtcRx.Load, expected: func(p *plan) bool { return p.expectWebRTC }},
 	}
 	nextRTCP := time.Now().Add(rtcpInterval)
 	for {
@@ -61,11 +58,15 @@ type silenceWatch struct {
 }
 
 // silent tells whether the leg should be sending and has sent nothing for
-// timeout. A leg on hold (not expected to send) is not timed, and the
-// clock restarts when it is expected again.
+// timeout. A leg is timed from its first packet on: a SIP callee may ring
+// for a minute after its 183 without sending anything, and the plane
+// cannot tell the 183's answer from the 200's (a WebRTC leg that never
+// connects is ended by the connect timeout instead). A leg on hold (not
+// expected to send) is not timed, and the clock restarts when it is
+// expected again.
 func (w *silenceWatch) silent(now time.Time, p *plan, timeout time.Duration) bool {
 	n := w.count()
-	if n != w.last || !w.expected(p) {
+	if n == 0 || n != w.last || !w.expected(p) {
 		w.last, w.since = n, now
 		return false
 	}
