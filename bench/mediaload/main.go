@@ -102,8 +102,8 @@ type runConfig struct {
 
 func (r result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d calls, gw %.3f cores (%.0f calls/core), load %.2f cores, %.2f allocs/pkt (%.1f per call-second), loss %.3f%%/%.3f%%",
-		r.calls, r.gwCores, r.callsPerCore(), r.loadCores, r.allocsPerPacket, r.allocsPerCallSecond, 100*r.loss[toPhone], 100*r.loss[toBrowser])
+	fmt.Fprintf(&b, "%d calls, gw %.3f cores (%.0f calls/core), load %.2f cores, others %.2f cores, %.2f allocs/pkt (%.1f per call-second), loss %.3f%%/%.3f%%",
+		r.calls, r.gwCores, r.callsPerCore(), r.loadCores, r.otherCores, r.allocsPerPacket, r.allocsPerCallSecond, 100*r.loss[toPhone], 100*r.loss[toBrowser])
 	if r.latency[toPhone].total.Load() > 0 {
 		fmt.Fprintf(&b, ", latency p50/p99 to phone %s/%s, to browser %s/%s",
 			r.latency[toPhone].quantile(.5), r.latency[toPhone].quantile(.99), r.latency[toBrowser].quantile(.5), r.latency[toBrowser].quantile(.99))

@@ -13,8 +13,8 @@ func report(calls, tcalls, rounds int, plane, peer, trans []result, codecAlone [
 	fmt.Fprintf(&b, "\n### Media plane (make bench-media), %s, %d rounds, medians\n\n", time.Now().Format("2006-01-02 15:04"), rounds)
 	if calls > 0 {
 		fmt.Fprintf(&b, "Relay, %d concurrent PCMU calls (pion WebRTC clients ↔ RTP phones; peer: plain Go UDP relay, same packets, same run):\n\n", calls)
-		b.WriteString("| system | gateway CPU (cores) | calls per core | CPU per call (% of a core) | allocs per packet | loss to phone / to browser | one-way latency p50 / p99 to phone | to browser |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| system | gateway CPU (cores) | calls per core | CPU per call (% of a core) | allocs per packet (per call-second) | load / others (cores) | loss to phone / to browser | one-way latency p50 / p99 to phone | to browser |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		row(&b, "callpath media plane", plane)
 		row(&b, "plain Go UDP relay", peer)
 		pc, uc := median(callsPerCore(plane)), median(callsPerCore(peer))
@@ -25,11 +25,11 @@ func report(calls, tcalls, rounds int, plane, peer, trans []result, codecAlone [
 	}
 	if tcalls > 0 {
 		fmt.Fprintf(&b, "\nTranscode, %d concurrent Opus ↔ PCMU calls (libopus at 8 kHz, complexity 5; peer: libopus decode+encode of the same frames alone, same run):\n\n", tcalls)
-		b.WriteString("| system | gateway CPU (cores) | calls per core | CPU per call (% of a core) | allocs per packet | loss to phone / to browser |\n")
-		b.WriteString("|---|---|---|---|---|---|\n")
+		b.WriteString("| system | gateway CPU (cores) | calls per core | CPU per call (% of a core) | allocs per packet (per call-second) | load / others (cores) | loss to phone / to browser |\n")
+		b.WriteString("|---|---|---|---|---|---|---|\n")
 		row(&b, "callpath media plane", trans)
 		ca := median(codecAlone)
-		fmt.Fprintf(&b, "| libopus alone | | %.0f | %.3f | | |\n", ca, 100/ca)
+		fmt.Fprintf(&b, "| libopus alone | | %.0f | %.3f | | | |\n", ca, 100/ca)
 		tc := median(callsPerCore(trans))
 		fmt.Fprintf(&b, "\ncalls per core: plane %.0f, libopus alone %.0f, **ratio %.2f** (target ≥ 100 calls/core).\n", tc, ca, tc/ca)
 	}
@@ -40,16 +40,20 @@ func row(b *strings.Builder, name string, rs []result) {
 	if len(rs) == 0 {
 		return
 	}
-	var cores, perCore, allocs, loss0, loss1 []float64
+	var cores, perCore, allocs, perSecond, load, others, loss0, loss1 []float64
 	for _, r := range rs {
 		cores = append(cores, r.gwCores)
+		perSecond = append(perSecond, r.allocsPerCallSecond)
+		load = append(load, r.loadCores)
+		others = append(others, r.otherCores)
 		perCore = append(perCore, r.callsPerCore())
 		allocs = append(allocs, r.allocsPerPacket)
 		loss0 = append(loss0, 100*r.loss[toPhone])
 		loss1 = append(loss1, 100*r.loss[toBrowser])
 	}
 	c := median(cores)
-	fmt.Fprintf(b, "| %s | %.3f | %.0f | %.3f | %.2f | %.3f %% / %.3f %% |", name, c, median(perCore), 100*c/float64(rs[0].calls), median(allocs), median(loss0), median(loss1))
+	fmt.Fprintf(b, "| %s | %.3f | %.0f | %.3f | %.2f (%.1f) | %.2f / %.2f | %.3f %% / %.3f %% |", name, c, median(perCore), 100*c/float64(rs[0].calls),
+		median(allocs), median(perSecond), median(load), median(others), median(loss0), median(loss1))
 	if rs[0].latency[toPhone].total.Load() > 0 {
 		fmt.Fprintf(b, " %s / %s | %s / %s |", medLatency(rs, toPhone, .5), medLatency(rs, toPhone, .99), medLatency(rs, toBrowser, .5), medLatency(rs, toBrowser, .99))
 	}

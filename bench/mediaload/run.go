@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +34,7 @@ type result struct {
 	calls               int
 	gwCores             float64 // gateway CPU over the window / wall time
 	loadCores           float64
+	otherCores          float64 // the rest of the machine: other work disturbs a run
 	allocsPerPacket     float64
 	allocsPerCallSecond float64
 	loss                [2]float64
@@ -136,6 +140,7 @@ func run(cfg runConfig, mode, codecName string, n int) (result, error) {
 		return result{}, err
 	}
 	loadBefore := selfCPU()
+	machineBefore := machineBusy()
 	opened := time.Now()
 	l.start.Store(opened.UnixNano())
 	l.measuring.Store(true)
@@ -147,10 +152,12 @@ func run(cfg runConfig, mode, codecName string, n int) (result, error) {
 		return result{}, err
 	}
 	loadCPU := selfCPU() - loadBefore
+	machine := float64(machineBusy()-machineBefore) / float64(wall.Nanoseconds())
 	res := result{calls: n, latency: l.latency,
 		gwCores:   float64(after.CPUNanos-before.CPUNanos) / float64(wall.Nanoseconds()),
 		loadCores: float64(loadCPU) / float64(wall.Nanoseconds()),
 	}
+	res.otherCores = max(0, machine-res.gwCores-res.loadCores)
 	res.allocsPerCallSecond = float64(after.Mallocs-before.Mallocs) / wall.Seconds() / float64(n)
 	if packets := after.PacketsOut - before.PacketsOut; packets > 0 {
 		res.allocsPerPacket = float64(after.Mallocs-before.Mallocs) / float64(packets)
@@ -161,6 +168,26 @@ func run(cfg runConfig, mode, codecName string, n int) (result, error) {
 		}
 	}
 	return res, nil
+}
+
+// machineBusy is the CPU time all cores spent busy so far (/proc/stat),
+// in nanoseconds.
+func machineBusy() int64 {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	var busy int64
+	for i, f := range fields {
+		if i == 0 || i == 4 || i == 5 { // the label, idle, iowait
+			continue
+		}
+		v, _ := strconv.ParseInt(f, 10, 64)
+		busy += v
+	}
+	return busy * int64(time.Second) / 100 // USER_HZ
 }
 
 func selfCPU() int64 {
