@@ -74,7 +74,10 @@ func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, 
 		return "", err
 	}
 	if s.state == stateActive {
-		return s.webrtcAnswer, s.reanswerFromSIP(d, c)
+		if err := s.reanswerFromSIP(d, c); err != nil {
+			return "", err
+		}
+		return s.webrtcAnswer, nil
 	}
 
 	webCodecs := []pion.RTPCodecParameters{pionCodec(c.web)}
