@@ -375,6 +375,12 @@ func (p *Proc) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-p.done:
+			if p.waitErr == nil {
+				// A quick UAC can finish its calls before the socket is
+				// seen (reading /proc/net/tcp is slow on a busy machine):
+				// it came up, and its result tells the rest.
+				return nil
+			}
 			return fmt.Errorf("sipp exited (%v)", p.waitErr)
 		case <-ctx.Done():
 			p.stop()
