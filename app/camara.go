@@ -36,6 +36,7 @@ type camaraStack struct {
 	reg       *camara.Registration
 	metrics   *metrics.CAMARA
 	log       *logrus.Entry
+	ownSinks  *ownSinks // the embedded relay's sinks
 }
 
 // newCAMARA builds the adapter on the gateway's store, token verifier and
@@ -58,11 +59,17 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 		}
 		sinkRoots = pool
 	}
-	c := &camaraStack{metrics: a.metrics.CAMARA, log: a.log.WithField("component", "camara")}
+	c := &camaraStack{metrics: a.metrics.CAMARA, log: a.log.WithField("component", "camara"), ownSinks: &ownSinks{a: a}}
 	var err error
 	c.events, err = camara.NewEvents(camara.EventsConfig{
 		DB: a.db, Verifier: a.verifier, BasePath: m.BasePath + eventsPath,
-		ValidateSink: policy.ValidateSink, MaxPerSubscriber: m.MaxSubscriptions,
+		ValidateSink: func(sink string) error {
+			if c.ownSinks.Is(sink) {
+				return nil // the embedded relay's: delivered in-process
+			}
+			return policy.ValidateSink(sink)
+		},
+		MaxPerSubscriber: m.MaxSubscriptions,
 		// PUT /subscriptions/{id} (main's refresh): the call flows need a
 		// subscription to outlive a call; r2.2 lacks it.
 		EnableUpdate: true,
@@ -94,7 +101,7 @@ func (a *App) newCAMARA(cfg *conf.Config) (*camaraStack, error) {
 		Policy:   devreg.Policy{DefaultTTL: m.Registration.DefaultTTL, MinTTL: m.Registration.MinTTL, MaxTTL: m.Registration.MaxTTL},
 	}
 	c.deliverer = delivery.New(a.db, delivery.Options{
-		Policy: policy, RootCAs: sinkRoots, Workers: m.Delivery.Workers, Timeout: m.Delivery.Timeout,
+		Policy: policy, Local: c.ownSinks, RootCAs: sinkRoots, Workers: m.Delivery.Workers, Timeout: m.Delivery.Timeout,
 		BaseDelay: m.Delivery.RetryMin, MaxDelay: m.Delivery.RetryMax, MaxAttempts: m.Delivery.MaxAttempts, MaxAge: m.Delivery.MaxAge,
 		OnSinkGone: func(id string) {
 			// The subscription cannot be told (its sink is gone); it ends.

@@ -105,9 +105,10 @@ func newBrowserSceneTo(t *testing.T, target string) *browserScene {
 	}
 	host := hostAddress(t)
 	sc := &browserScene{t: t}
+	// The shipped sink policy: the page's sinks are the embedded relay's,
+	// delivered in-process although they are plain http on loopback.
 	sc.gw = startGateway(t, target, fmt.Sprintf(`media: {ice_listen: "%s:0"}
 camara:
-  sinks: {allow_http_hosts: ["127.0.0.1"], allow_cidrs: ["127.0.0.0/8"]}
   delivery: {retry_min: 50ms, retry_max: 200ms}
 `, host))
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -216,14 +216,25 @@ func TestLoopbackSinkRefusedByDefault(t *testing.T) {
 	gw := startGateway(t, "127.0.0.1:9", "")
 	c := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), "+4790000001")
 	regID := c.register("0b6f5f2e-7f5c-4c1e-9a5b-2f4f0e6c7a11", time.Time{})
-	code, out := c.do("POST", eventsBase+"/subscriptions", map[string]any{
-		"protocol": "HTTP", "sink": sink.URL, "types": []string{typeEnds},
-		"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": "t",
-			"accessTokenExpiresUtc": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
-		"config": map[string]any{"subscriptionDetail": map[string]any{"registrationId": regID}},
-	})
-	if code != http.StatusBadRequest || out["code"] != "INVALID_SINK" {
+	subscribe := func(sink string) (int, map[string]any) {
+		return c.do("POST", eventsBase+"/subscriptions", map[string]any{
+			"protocol": "HTTP", "sink": sink, "types": []string{typeEnds},
+			"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": "t",
+				"accessTokenExpiresUtc": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
+			"config": map[string]any{"subscriptionDetail": map[string]any{"registrationId": regID}},
+		})
+	}
+	if code, out := subscribe(sink.URL); code != http.StatusBadRequest || out["code"] != "INVALID_SINK" {
 		t.Fatalf("loopback sink: %d %v", code, out)
+	}
+	// The relay's sink path on another port is not the embedded relay's.
+	if code, out := subscribe("http://127.0.0.1:1/relay/v1/sinks/x"); code != http.StatusBadRequest || out["code"] != "INVALID_SINK" {
+		t.Fatalf("a relay-like loopback sink elsewhere: %d %v", code, out)
+	}
+	// The embedded relay's own sinks are accepted: they never leave the
+	// process.
+	if code, out := subscribe("http://" + gw.app.HTTPAddr() + "/relay/v1/sinks/x"); code != http.StatusCreated {
+		t.Fatalf("the embedded relay's sink: %d %v", code, out)
 	}
 }
 
