@@ -38,7 +38,7 @@ func NewRelay(r *Registry) *Relay {
 		reg: r.reg,
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Subsystem: "relay", Name: "connections",
-			Help: "Open relay WebSocket connections (handshakes in progress included).",
+			Help: "Open relay WebSocket connections.",
 		}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "relay", Name: "connect_attempts_total",
