@@ -205,6 +205,16 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	a.stopBg = stop
+	// Checkpoints from a reader, so that the writer's own (an fsync inside
+	// some unlucky commit) do not stall the calls' CDRs, the outbox and
+	// the relay's sinks behind it (store/checkpoint.go).
+	a.bgWG.Add(1)
+	go func() {
+		defer a.bgWG.Done()
+		a.db.RunCheckpoints(bg, checkpointInterval, 0, func(err error) {
+			a.log.WithError(err).Warn("background checkpoint failed")
+		})
+	}()
 	go a.sweepRegistrations(bg, a.cfg.Registrations.SweepInterval)
 	camaraErr := func(what string, err error) { a.log.WithError(err).Warn(what + " failed") }
 	a.bgWG.Add(1)

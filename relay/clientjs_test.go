@@ -48,7 +48,7 @@ type jsLine struct {
 func TestJavaScriptClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (apt-get install nodejs): the JavaScript client cannot run")
+		t.Fatal("node is not installed (apt-get install nodejs; scripts/deps.sh does): the JavaScript client cannot run")
 	}
 	var skew atomic.Int64 // moves the access tokens' clock
 	f := newFixture(t, func(c *Config) {

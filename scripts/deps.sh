@@ -22,6 +22,8 @@ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq
 # headless), and baresip: a real SIP phone for it to call.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
+# Node.js runs the relay's JavaScript client in its test.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
 # grpcurl: an independent gRPC client for the provisioning API's interop
 # test, installed with go install (Debian has no package).
 if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/grpcurl" ]; then

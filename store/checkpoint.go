@@ -27,9 +27,8 @@ import (
 // transaction then finds the log fully copied and starts it over. The
 // writer waits only for that short pass.
 //
-// `callpath relay` runs these. The gateway does not yet (app.App.Start would
-// start them on its store); its embedded relay, the CDR writer and the
-// outbox still see the writer's own checkpoints.
+// The gateway (app.App.Start) and `callpath relay` run these on their
+// stores.
 
 // Checkpoint runs a PASSIVE checkpoint on a reader connection: it returns
 // the pages in the log and how many of them are now in the database file.
