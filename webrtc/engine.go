@@ -61,6 +61,11 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("media: ice port %s: %w", cfg.ICEListen, err)
 	}
 	e.iceConn = conn
+	if udp, ok := conn.(*net.UDPConn); ok && cfg.ICEReadBuffer > 0 {
+		if err := udp.SetReadBuffer(cfg.ICEReadBuffer); err != nil {
+			e.log.WithError(err).Warn("media: ice socket receive buffer")
+		}
+	}
 	logs := pionLogs{cfg.Log}
 	e.iceMux = pion.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
 
