@@ -19,6 +19,9 @@ type Tx interface {
 	// Delete removes registration id, and with it whatever served it
 	// alone (in r2.2, the subscriptions that name it).
 	Delete(id string) error
+	// DeleteDevice deletes, as Delete does, the registrations device holds
+	// for number, and returns their ids.
+	DeleteDevice(number, device string) ([]string, error)
 	// Ended records the registration-ends event of r (reason, at) for the
 	// subscribers of r.
 	Ended(r Registration, reason string, at time.Time) error
@@ -121,10 +124,6 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 		return Registration{}, err
 	}
 	defer s.lock(number)()
-	existing, err := s.Store.OfNumber(ctx, number)
-	if err != nil {
-		return Registration{}, err
-	}
 	// Version 7: time-ordered ids keep the primary-key index append-only.
 	r := Registration{ID: uuid.Must(uuid.NewV7()).String(), DeviceID: strings.ToLower(deviceID), PhoneNumber: number, Subject: subject,
 		CreatedAt: now, ExpiresAt: exp}
@@ -133,29 +132,22 @@ func (s *Service) Create(ctx context.Context, subject, number, deviceID string, 
 			return Registration{}, fmt.Errorf("upstream registration: %w", err)
 		}
 	}
-	replaced := false
+	var replaced []string
 	err = s.Store.Update(ctx, func(tx Tx) error {
-		replaced = false
-		for _, old := range existing {
-			if old.DeviceID == r.DeviceID {
-				if err := tx.Delete(old.ID); err != nil {
-					return err
-				}
-				replaced = true
-			}
+		var err error
+		if replaced, err = tx.DeleteDevice(number, r.DeviceID); err != nil {
+			return err
 		}
 		return tx.Put(r)
 	})
 	if err != nil {
 		return Registration{}, err
 	}
-	for _, old := range existing {
-		if old.DeviceID == r.DeviceID {
-			s.index.remove(old.PhoneNumber, old.ID)
-		}
+	for _, id := range replaced {
+		s.index.remove(number, id)
 	}
 	s.index.put(r)
-	if replaced {
+	if len(replaced) > 0 {
 		s.ended()
 	}
 	return r, nil

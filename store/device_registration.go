@@ -49,6 +49,35 @@ func (d deviceTx) Delete(id string) error {
 	return d.s.Deleted(d.tx, id)
 }
 
+func (d deviceTx) DeleteDevice(number, device string) ([]string, error) {
+	// One statement: the lookup is part of the delete, with no read
+	// before the write transaction.
+	rows, err := d.tx.query(`DELETE FROM device_registration WHERE phone_number = ? AND device_id = ? RETURNING id`, number, device)
+	if err != nil {
+		return nil, fmt.Errorf("delete device %s of %s: %w", device, number, err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("delete device %s of %s: %w", device, number, err)
+	}
+	if d.s.Deleted != nil {
+		for _, id := range ids {
+			if err := d.s.Deleted(d.tx, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ids, nil
+}
+
 func (d deviceTx) Ended(r devreg.Registration, reason string, at time.Time) error {
 	if d.s.Ended == nil {
 		return nil
