@@ -340,8 +340,10 @@ func (l *load) waitConnected(ctx context.Context) error {
 var onlyDirection = -1
 
 // senders are the goroutines pacing the calls' packets: each sends for a
-// slice of the calls every 20 ms.
-const senders = 8
+// slice of the calls every 20 ms, the slices 1 ms apart, so that calls are
+// spread over the packet interval as independent calls are, rather than
+// all sending in one burst.
+const senders = 20
 
 func (l *load) startSending() {
 	for s := range senders {
@@ -352,6 +354,11 @@ func (l *load) startSending() {
 
 func (l *load) send(slice int) {
 	defer l.wg.Done()
+	select {
+	case <-l.stop:
+		return
+	case <-time.After(time.Duration(slice) * 20 * time.Millisecond / senders):
+	}
 	ticker := time.NewTicker(20 * time.Millisecond)
 	defer ticker.Stop()
 	buf := make([]byte, 1500)
