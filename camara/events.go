@@ -255,35 +255,9 @@ func (e *Events) EndRegistrationTx(tx *store.Tx, registrationID string) (int, er
 // sending notification"). A restart of callpath is not such an end:
 // subscriptions outlive it. It returns how many it ended.
 func (e *Events) Terminate(ctx context.Context, number, description string) (int, error) {
-	const batch = 200
-	ended := 0
-	for {
-		open, err := e.cfg.DB.OpenSubscriptions(ctx, number, batch)
-		if err != nil || len(open) == 0 {
-			return ended, err
-		}
-		n := 0
-		err = e.cfg.DB.Update(ctx, func(tx *store.Tx) error {
-			for _, s := range open {
-				ok, err := e.endTx(tx, s, ReasonNetworkTerminated, description, e.cfg.Now())
-				if err != nil {
-					return err
-				}
-				if ok {
-					n++
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return ended, err
-		}
-		ended += n
-		e.notify()
-		if len(open) < batch {
-			return ended, nil
-		}
-	}
+	return e.endInBatches(ctx, e.cfg.Now(),
+		func(limit int) ([]store.Subscription, error) { return e.cfg.DB.OpenSubscriptions(ctx, number, limit) },
+		func(store.Subscription) (string, string) { return ReasonNetworkTerminated, description })
 }
 
 // Sweep ends the subscriptions that have expired by now (reason
@@ -292,24 +266,41 @@ func (e *Events) Terminate(ctx context.Context, number, description string) (int
 // same transaction, and purges ended subscriptions older than Retention.
 // It returns how many it ended.
 func (e *Events) Sweep(ctx context.Context, now time.Time) (int, error) {
+	ended, err := e.endInBatches(ctx, now,
+		func(limit int) ([]store.Subscription, error) {
+			return e.cfg.DB.DueSubscriptions(ctx, now, now.Add(e.cfg.TokenLead), limit)
+		},
+		func(s store.Subscription) (string, string) {
+			if s.ExpiresAt.After(now) {
+				return ReasonAccessTokenExpired, "Sink access token expires"
+			}
+			return ReasonSubscriptionExpired, "Subscription expired"
+		})
+	if err != nil {
+		return ended, err
+	}
+	if _, err := e.cfg.DB.PurgeSubscriptions(ctx, now.Add(-e.cfg.Retention)); err != nil {
+		return ended, err
+	}
+	return ended, nil
+}
+
+// endInBatches ends, at now, what next lists, a batch per transaction,
+// each with its subscription-ended event for the reason why gives, until
+// next lists less than a batch. It returns how many it ended.
+func (e *Events) endInBatches(ctx context.Context, now time.Time, next func(limit int) ([]store.Subscription, error),
+	why func(store.Subscription) (reason, description string)) (int, error) {
 	const batch = 200
 	ended := 0
 	for {
-		due, err := e.cfg.DB.DueSubscriptions(ctx, now, now.Add(e.cfg.TokenLead), batch)
-		if err != nil {
+		subs, err := next(batch)
+		if err != nil || len(subs) == 0 {
 			return ended, err
-		}
-		if len(due) == 0 {
-			break
 		}
 		n := 0
 		err = e.cfg.DB.Update(ctx, func(tx *store.Tx) error {
-			n = 0
-			for _, s := range due {
-				reason, desc := ReasonSubscriptionExpired, "Subscription expired"
-				if s.ExpiresAt.After(now) {
-					reason, desc = ReasonAccessTokenExpired, "Sink access token expires"
-				}
+			for _, s := range subs {
+				reason, desc := why(s)
 				ok, err := e.endTx(tx, s, reason, desc, now)
 				if err != nil {
 					return err
@@ -327,14 +318,10 @@ func (e *Events) Sweep(ctx context.Context, now time.Time) (int, error) {
 		if n > 0 {
 			e.notify()
 		}
-		if len(due) < batch {
-			break
+		if len(subs) < batch {
+			return ended, nil
 		}
 	}
-	if _, err := e.cfg.DB.PurgeSubscriptions(ctx, now.Add(-e.cfg.Retention)); err != nil {
-		return ended, err
-	}
-	return ended, nil
 }
 
 // Event is something that happened to a subscriber, to be published to
