@@ -53,6 +53,14 @@ func newCAMARAClient(t *testing.T, httpAddr string, issuer *auth.DevIssuer, numb
 
 func (c *camaraClient) do(method, path string, body any) (int, map[string]any) {
 	c.t.Helper()
+	code, out, _ := c.request(method, path, body, nil)
+	return code, out
+}
+
+// request sends a JSON body (nil: none) with extra headers and returns the
+// status, the decoded JSON object and the response's headers.
+func (c *camaraClient) request(method, path string, body any, headers map[string]string) (int, map[string]any, http.Header) {
+	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -63,6 +71,9 @@ func (c *camaraClient) do(method, path string, body any) (int, map[string]any) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -70,7 +81,7 @@ func (c *camaraClient) do(method, path string, body any) (int, map[string]any) {
 	defer res.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return res.StatusCode, out, res.Header
 }
 
 // register creates a device registration ending at expires (zero: the

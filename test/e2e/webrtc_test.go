@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -83,32 +81,16 @@ func (sc *webrtcScene) subscribe(typ, sessionID string) {
 	}
 }
 
-// call sends a call-handling request with the registrationId header.
+// call sends a call-handling request with the registrationId header and
+// checks that its x-correlator comes back.
 func (sc *webrtcScene) call(method, path string, body any) (int, map[string]any) {
 	sc.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, sc.api.base+callBase+path, rd)
-	req.Header.Set("Authorization", "Bearer "+sc.api.token)
-	req.Header.Set("registrationId", sc.regID)
-	req.Header.Set("x-correlator", "corr-1")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		sc.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.Header.Get("x-correlator") != "corr-1" {
+	code, out, header := sc.api.request(method, callBase+path, body,
+		map[string]string{"registrationId": sc.regID, "x-correlator": "corr-1"})
+	if header.Get("x-correlator") != "corr-1" {
 		sc.t.Errorf("%s %s: x-correlator not echoed", method, path)
 	}
-	var out map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return code, out
 }
 
 // event waits for the sink's CloudEvent of type typ whose data has status.
