@@ -50,7 +50,7 @@ func TestHelloSinkAndDelivery(t *testing.T) {
 	}
 	c.ack(m.Seq)
 	eventually(t, 5*time.Second, "the acknowledged event leaves the queue", func() bool { return f.queued(h.BindingID) == 0 })
-	eventually(t, time.Second, "metrics", func() bool {
+	eventually(t, 5*time.Second, "metrics", func() bool {
 		return f.metrics.get("queued") == 1 && f.metrics.get("delivered:live") == 1 && f.metrics.get("acked") == 1 &&
 			f.metrics.get("sink:204") == 1 && f.metrics.get("connect:accepted") == 1
 	})
