@@ -24,8 +24,9 @@ type baresip struct {
 	dir  string // its config; the recordings land in dir/snd
 }
 
-// startBaresip runs baresip answering as number and playing freq Hz.
-func startBaresip(t *testing.T, number string, freq float64) *baresip {
+// startBaresip runs baresip answering as number and playing freq Hz;
+// with dial, it calls that URI at once.
+func startBaresip(t *testing.T, number string, freq float64, dial ...string) *baresip {
 	t.Helper()
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
@@ -60,7 +61,11 @@ snd_path %s
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(bin, "-f", dir)
+	args := []string{"-f", dir}
+	for _, uri := range dial {
+		args = append(args, "-e", "/dial "+uri)
+	}
+	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Stdin = nil
@@ -173,6 +178,21 @@ func TestBrowserCallsBaresip(t *testing.T) {
 	sc.run(`callpathDemo.signIn("`+alice+`").then(() => callpathDemo.status)`, &status)
 	sc.run(`callpathDemo.call("`+bob+`").then(() => callpathDemo.status)`, &status)
 	sc.until("baresip answers", `callpathDemo.status === "Connected"`, 20*time.Second)
+	sc.until("the browser hears baresip's 600 Hz", `callpathDemo.hears(600) > 0.5`, 20*time.Second)
+	eventually(t, 20*time.Second, "baresip records the browser's 1 kHz", func() bool { return phone.heard(1000) })
+	sc.run(`callpathDemo.hangUp().then(() => true)`, new(bool))
+}
+
+// baresip calls the browser: the page rings, answers, and the tones cross
+// (600 Hz from baresip to the browser, 1 kHz from the browser into
+// baresip's recording).
+func TestBaresipCallsBrowser(t *testing.T) {
+	sc := newBrowserSceneTo(t, "sip:127.0.0.1:9")
+	var status string
+	sc.run(`callpathDemo.signIn("`+alice+`").then(() => callpathDemo.status)`, &status)
+	phone := startBaresip(t, bob, 600, "sip:"+alice+"@"+sc.gw.udp())
+	sc.until("the page rings", `callpathDemo.status === "Ringing"`, 20*time.Second)
+	sc.run(`callpathDemo.answer().then(() => callpathDemo.status)`, &status)
 	sc.until("the browser hears baresip's 600 Hz", `callpathDemo.hears(600) > 0.5`, 20*time.Second)
 	eventually(t, 20*time.Second, "baresip records the browser's 1 kHz", func() bool { return phone.heard(1000) })
 	sc.run(`callpathDemo.hangUp().then(() => true)`, new(bool))
