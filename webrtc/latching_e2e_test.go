@@ -199,3 +199,34 @@ func TestSilentRingingIsNotTimedOut(t *testing.T) {
 		t.Fatalf("the call did not end after the callee went silent: %+v", s.Info())
 	}
 }
+
+// Once the call is answered, a callee that never sends anything is timed
+// out as well: silence is no longer ringing.
+func TestAnsweredSilentCalleeIsTimedOut(t *testing.T) {
+	mediatest.CheckGoroutines(t)
+	eng := newEngine(t, nil, func(c *webrtc.Config) { c.MediaTimeout = 300 * time.Millisecond })
+	ev := newCallEvents()
+	s := newSession(t, eng, ev)
+	browser := mediatest.NewBrowser(t, "PCMU")
+	phone := mediatest.NewPhone(t, "PCMU")
+	ctx := context.Background()
+	if _, err := s.OfferFromWebRTC(ctx, browser.Offer(t)); err != nil {
+		t.Fatal(err)
+	}
+	webAnswer, err := s.AnswerFromSIP(ctx, phone.SDP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, webAnswer)
+	browser.WaitConnected(t, 10*time.Second)
+	browser.ToneOn(true)
+	s.Answered()
+	select {
+	case reason := <-ev.ended:
+		if !errors.Is(reason, webrtc.ErrMediaTimeout) {
+			t.Fatalf("ended with %v", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("an answered callee that never sent anything was not timed out: %+v", s.Info())
+	}
+}

@@ -82,7 +82,9 @@ type Session struct {
 	iceUp    atomic.Bool // ICE reached connected at least once
 	up       atomic.Bool // ICE and DTLS connected
 
-	started  atomic.Bool // SessionStarted counted
+	started atomic.Bool // SessionStarted counted
+	// answered holds the unix nanoseconds of Answered, 0 before.
+	answered atomic.Int64
 	done     chan struct{}
 	endOnce  sync.Once
 	endErr   error
@@ -146,6 +148,19 @@ func (e *Engine) NewSession(ctx context.Context, opts SessionOptions) (*Session,
 }
 
 // Done is closed when the session has ended.
+// Answered tells the plane that the call has been answered (the SIP
+// side's 200, or the device's Connected): from then on a leg that should
+// send and has never sent anything is timed out too (before, silence is
+// ringing).
+func (s *Session) Answered() { s.answered.CompareAndSwap(0, time.Now().UnixNano()) }
+
+func (s *Session) answeredAt() time.Time {
+	if ns := s.answered.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err is why the session ended (ErrClosed after Close), nil before.

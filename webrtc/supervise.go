@@ -30,8 +30,9 @@ func (s *Session) supervise() {
 			return
 		case now := <-ticker.C:
 			p := s.plan.Load()
+			answered := s.answeredAt()
 			for _, w := range watch {
-				if timeout > 0 && w.silent(now, p, timeout) {
+				if timeout > 0 && w.silent(now, p, timeout, answered) {
 					s.log.WithField("leg", w.leg).Info("media: no rtp within the media timeout")
 					s.end(ErrMediaTimeout)
 					return
@@ -58,17 +59,21 @@ type silenceWatch struct {
 }
 
 // silent tells whether the leg should be sending and has sent nothing for
-// timeout. A leg is timed from its first packet on: a SIP callee may ring
-// for a minute after its 183 without sending anything, and the plane
-// cannot tell the 183's answer from the 200's (a WebRTC leg that never
-// connects is ended by the connect timeout instead). A leg on hold (not
-// expected to send) is not timed, and the clock restarts when it is
-// expected again.
-func (w *silenceWatch) silent(now time.Time, p *plan, timeout time.Duration) bool {
+// timeout. Before the call is answered (see Session.Answered) a leg is
+// timed from its first packet on: a SIP callee may ring for a minute after
+// its 183 without sending anything, and the plane cannot tell the 183's
+// answer from the 200's. Once answered, a leg that never sent anything is
+// timed from the answer (a WebRTC leg that never connects is ended by the
+// connect timeout first). A leg on hold (not expected to send) is not
+// timed, and the clock restarts when it is expected again.
+func (w *silenceWatch) silent(now time.Time, p *plan, timeout time.Duration, answered time.Time) bool {
 	n := w.count()
-	if n == 0 || n != w.last || !w.expected(p) {
+	if n != w.last || !w.expected(p) || n == 0 && answered.IsZero() {
 		w.last, w.since = n, now
 		return false
+	}
+	if n == 0 && w.since.Before(answered) {
+		w.since = answered
 	}
 	return now.Sub(w.since) >= timeout
 }

@@ -46,6 +46,7 @@ func (g *Gateway) Update(ctx context.Context, number, id string, c calls.Change)
 		// sipgo sends the 200 until its ACK comes, which the device need
 		// not wait for; a 200 never ACKed ends the call (RFC 3261
 		// §13.3.1.4).
+		s.media.Answered()
 		s.setStatus(ctx, calls.Connected, "200 OK sent", c.Answer)
 		close(s.answered)
 		go func() {

@@ -56,6 +56,9 @@ type Media interface {
 	UpdateFromSIP(ctx context.Context, offer string) (string, error)
 	SIPReoffer(ctx context.Context, dir webrtc.Direction) (string, error)
 	ApplySIPAnswer(ctx context.Context, answer string) error
+	// Answered starts timing legs that never sent media (before the
+	// answer, silence is ringing).
+	Answered()
 	Close(ctx context.Context) error
 }
 

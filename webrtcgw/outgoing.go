@@ -145,6 +145,7 @@ func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 		if err := s.uac.Ack(ctx); err != nil {
 			s.log.WithError(err).Warn("ACK could not be sent")
 		}
+		s.media.Answered()
 		s.setStatus(ctx, calls.Connected, fmt.Sprintf("%d %s", res.StatusCode, res.Reason), answer)
 	case errors.As(err, &failed):
 		s.mu.Lock()
