@@ -330,3 +330,28 @@ func TestCallHandlingRefusals(t *testing.T) {
 	eventually(t, 10*time.Second, "the phone's INVITE cancelled", txEnded(ringing))
 	sc.event(typeSessionStatus, "SessionCancelled")
 }
+
+// A graceful shutdown drains WebRTC calls like any other (they are B2BUA
+// calls) and then hangs them up: the phone gets its BYE before the
+// gateway stops.
+func TestShutdownHangsUpWebRTCCalls(t *testing.T) {
+	sc := newWebRTCScene(t, "")
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	in := sc.phone.NextCall(10 * time.Second)
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		t.Fatal(err)
+	}
+	sc.event(typeSessionStatus, "Connected")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := sc.gw.app.Shutdown(ctx, true, 500*time.Millisecond); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	sc.phone.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
+}
