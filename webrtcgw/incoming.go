@@ -40,7 +40,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7()).String()
-	s := &session{g: g, owner: number, callID: req.CallID().Value(), uas: uas,
+	s := &session{g: g, owner: number, callID: req.CallID().Value(), uas: uas, ended: make(chan struct{}),
 		decision: make(chan decision, 1), answered: make(chan struct{})}
 	s.log = g.log.WithFields(logrus.Fields{"media_session_id": id, "direction": "incoming", "call_id": s.callID})
 	_ = uas.Respond(100, "Trying", nil)
@@ -89,7 +89,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer ring.Stop()
 	select {
 	case <-s.answered:
-		<-uas.Context().Done() // until BYE, either way
+		select { // until BYE, either way, or the session's end
+		case <-uas.Context().Done():
+		case <-s.ended:
+		}
 	case d := <-s.decision:
 		code, reason := calls.FailureCode(d.status)
 		_ = uas.Respond(code, reason, nil)

@@ -32,7 +32,7 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	}
 	receiver := receiverUser(req.Receiver)
 	id := uuid.Must(uuid.NewV7()).String()
-	s := &session{g: g, owner: number, callID: uuid.NewString(),
+	s := &session{g: g, owner: number, callID: uuid.NewString(), ended: make(chan struct{}),
 		log: g.log.WithFields(logrus.Fields{"media_session_id": id, "direction": "outgoing"})}
 	s.log = s.log.WithField("call_id", s.callID)
 
@@ -166,8 +166,12 @@ func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 		return
 	}
 	// Established: it ends by a BYE either way (onBye, Delete) or by the
-	// media ending.
-	<-s.uac.Context().Done()
+	// media ending; a BYE that is never answered leaves the dialog open,
+	// the session's end does not.
+	select {
+	case <-s.uac.Context().Done():
+	case <-s.ended:
+	}
 }
 
 // hangUpOutgoing cancels an unanswered outgoing call or hangs up an

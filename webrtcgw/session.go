@@ -35,6 +35,9 @@ type session struct {
 	cancelledAs  calls.Status       // the status a cancelled call ends in
 	cancelReason string
 
+	// ended is closed when the session reaches a terminal status.
+	ended chan struct{}
+
 	// Incoming calls: the device's decisions reach the INVITE's handler.
 	uas      *sipgo.DialogServerSession
 	decision chan decision
@@ -70,6 +73,7 @@ func (s *session) setStatus(ctx context.Context, status calls.Status, reason str
 	s.info.Sequence++
 	if status.Terminal() {
 		s.over = true
+		close(s.ended)
 		s.info.EndedAt = time.Now()
 	}
 	snap := s.info
