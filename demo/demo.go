@@ -4,8 +4,9 @@
 // relay (webrtc-events with the relay's sink), calls numbers and answers
 // calls (webrtc-call-handling), sends DTMF and hangs up.
 //
-// It is a lab tool: it exists only while auth.dev_issuer is on, because
-// its token endpoint mints a token for any phone number asked for.
+// It is a lab tool: it exists only while auth.dev_issuer is on, and its
+// token endpoint, which mints a token for any phone number asked for,
+// answers only browsers on this machine (loopback).
 package demo
 
 import (
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"time"
 
@@ -61,6 +63,12 @@ func Routes(mux *http.ServeMux, m Minter, cfg Config) {
 		writeJSON(w, http.StatusOK, map[string]string{"basePath": cfg.BasePath})
 	})
 	mux.HandleFunc("POST /demo/token", func(w http.ResponseWriter, r *http.Request) {
+		// It mints a token for any number: only for a browser on this
+		// machine, whatever address the HTTP server listens on.
+		if !fromLoopback(r) {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the demo signs in browsers on this machine only"})
+			return
+		}
 		var req struct {
 			PhoneNumber string `json:"phoneNumber"`
 		}
@@ -77,6 +85,13 @@ func Routes(mux *http.ServeMux, m Minter, cfg Config) {
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer",
 			"expires_in": int(cfg.TokenTTL.Seconds()), "phone_number": req.PhoneNumber})
 	})
+}
+
+// fromLoopback reports whether the request comes from this machine's
+// loopback (the connection's peer; headers are not trusted).
+func fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
