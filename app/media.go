@@ -118,12 +118,11 @@ func (m mediaEngine) NewMedia(ctx context.Context, id string, onEnd func(error))
 // incoming call, session-status for the rest.
 type sessionEvents struct{ events *camara.Events }
 
-func (e sessionEvents) Notify(ctx context.Context, s calls.Session, invitation bool) error {
+func (e sessionEvents) Notify(ctx context.Context, s calls.Session, invitation bool) (int, error) {
 	typ := camara.TypeSessionStatus
 	if invitation {
 		typ = camara.TypeSessionInvitation
 	}
-	_, err := e.events.Publish(ctx, camara.Event{PhoneNumber: s.Owner, Type: typ, SessionID: s.ID,
+	return e.events.Publish(ctx, camara.Event{PhoneNumber: s.Owner, Type: typ, SessionID: s.ID,
 		Data: camara.MediaSessionOf(s)})
-	return err
 }

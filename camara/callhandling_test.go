@@ -44,13 +44,12 @@ func (m gatewayMedia) NewMedia(ctx context.Context, id string, onEnd func(error)
 // sessionNotifier publishes the gateway's changes as the app does.
 type sessionNotifier struct{ events *Events }
 
-func (n sessionNotifier) Notify(ctx context.Context, s calls.Session, invitation bool) error {
+func (n sessionNotifier) Notify(ctx context.Context, s calls.Session, invitation bool) (int, error) {
 	typ := TypeSessionStatus
 	if invitation {
 		typ = TypeSessionInvitation
 	}
-	_, err := n.events.Publish(ctx, Event{PhoneNumber: s.Owner, Type: typ, SessionID: s.ID, Data: MediaSessionOf(s)})
-	return err
+	return n.events.Publish(ctx, Event{PhoneNumber: s.Owner, Type: typ, SessionID: s.ID, Data: MediaSessionOf(s)})
 }
 
 func newCallFixture(t *testing.T, connectTimeout time.Duration) *callFixture {

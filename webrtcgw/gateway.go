@@ -77,9 +77,10 @@ type Devices interface {
 }
 
 // Notifier tells the subscriber's apps of a session: a session-invitation
-// for a new incoming call, a session-status for every later change.
+// for a new incoming call, a session-status for every later change. It
+// returns how many subscriptions the event went to.
 type Notifier interface {
-	Notify(ctx context.Context, s calls.Session, invitation bool) error
+	Notify(ctx context.Context, s calls.Session, invitation bool) (int, error)
 }
 
 // Gateway runs the media sessions.

@@ -40,10 +40,15 @@ type notifications struct {
 	mu   sync.Mutex
 	all  []calls.Session
 	kick chan struct{}
+	deaf bool // no subscription takes invitations
 }
 
-func (n *notifications) Notify(_ context.Context, s calls.Session, invitation bool) error {
+func (n *notifications) Notify(_ context.Context, s calls.Session, invitation bool) (int, error) {
 	n.mu.Lock()
+	if invitation && n.deaf {
+		n.mu.Unlock()
+		return 0, nil
+	}
 	if invitation {
 		s.Reason = "invitation"
 	}
@@ -53,7 +58,7 @@ func (n *notifications) Notify(_ context.Context, s calls.Session, invitation bo
 	case n.kick <- struct{}{}:
 	default:
 	}
-	return nil
+	return 1, nil
 }
 
 // wait returns the first notification (after the first skip ones) whose
@@ -358,6 +363,20 @@ func TestRefusalsAndDeclines(t *testing.T) {
 		t.Fatalf("unanswered call got %d, want 480", c)
 	}
 	f.notes.wait(t, calls.NoAnswer)
+
+	// With no app listening for invitations, the call fails at once (480,
+	// not after the ring timeout), so that a FALLBACK can take it.
+	f.notes.mu.Lock()
+	f.notes.deaf = true
+	f.notes.mu.Unlock()
+	start := time.Now()
+	if c := <-call(); c != 480 || time.Since(start) > time.Second {
+		t.Fatalf("a call nobody can hear got %d after %v, want 480 at once", c, time.Since(start))
+	}
+	f.notes.wait(t, calls.NotReachable)
+	f.notes.mu.Lock()
+	f.notes.deaf = false
+	f.notes.mu.Unlock()
 
 	// An offer with no codec the media plane carries gets 488.
 	g729 := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"

@@ -78,9 +78,15 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = media.Close(ctx)
 		return
 	}
-	if err := g.notify.Notify(ctx, s.snapshot(), true); err != nil {
-		s.log.WithError(err).Warn("session-invitation could not be recorded")
-		s.setStatus(ctx, calls.Failed, "the devices could not be told", "")
+	told, err := g.notify.Notify(ctx, s.snapshot(), true)
+	if err != nil || told == 0 {
+		// No device can hear of the call (none subscribed to
+		// session-invitation): the caller learns it now, not after the ring
+		// timeout, and a FALLBACK registration takes the call at once.
+		if err != nil {
+			s.log.WithError(err).Warn("session-invitation could not be recorded")
+		}
+		s.setStatus(ctx, calls.NotReachable, "no device listens for calls", "")
 		_ = uas.Respond(480, "Temporarily Unavailable", nil)
 		return
 	}

@@ -79,7 +79,7 @@ func (s *session) setStatus(ctx context.Context, status calls.Status, reason str
 	snap := s.info
 	s.mu.Unlock()
 	s.log.WithFields(logrus.Fields{"status": status, "reason": reason}).Debug("media session status")
-	if err := s.g.notify.Notify(context.WithoutCancel(ctx), snap, false); err != nil {
+	if _, err := s.g.notify.Notify(context.WithoutCancel(ctx), snap, false); err != nil {
 		s.log.WithError(err).Warn("session-status could not be recorded")
 	}
 	if status.Terminal() {

@@ -355,3 +355,28 @@ func TestShutdownHangsUpWebRTCCalls(t *testing.T) {
 	}
 	sc.phone.WaitRequest(5*time.Second, siptest.Method(sip.BYE))
 }
+
+// alice's browser is registered but listens for no invitation, and her
+// FALLBACK TAS takes the call at once: the gateway answers 480 instead of
+// ringing nobody until its ring timeout.
+func TestFallbackWhenNoDeviceListens(t *testing.T) {
+	sink := sinktest.Start(t)
+	phone := siptest.NewPhone(t, "udp")
+	gw := startGateway(t, phone.Addr, camaraConfig(sink)+"registrations: {allow_plain_sip: true, fallback_timeout: 30s}\n")
+	api := newCAMARAClient(t, gw.app.HTTPAddr(), gw.app.DevIssuer(), alice)
+	api.register(deviceUUID, time.Time{})
+	tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
+	gw.register(alice, registry.RouteFallback, tas, "", "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rtp := mediatest.NewPhone(t, "PCMU")
+	if _, err := caller.Dial(ctx, caller.InviteFrom(gw.udp(), bob, alice, []byte(rtp.SDP()))); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	atTAS := tas.NextCall(5 * time.Second)
+	if time.Since(start) > 3*time.Second || atTAS.Req.Recipient.User != alice {
+		t.Fatalf("the TAS got %s after %v", atTAS.Req.Recipient.String(), time.Since(start))
+	}
+}
