@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,7 +185,13 @@ func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
 	caller := siptest.NewPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	var codesMu sync.Mutex
 	var codes []int
+	saw := func(code int) bool {
+		codesMu.Lock()
+		defer codesMu.Unlock()
+		return slices.Contains(codes, code)
+	}
 	answered := make(chan error, 1)
 	dlg, err := caller.Dial(ctx, caller.InviteFrom(sc.gw.udp(), bob, alice, []byte(sc.rtp.SDP())))
 	if err != nil {
@@ -192,7 +199,9 @@ func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
 	}
 	go func() {
 		answered <- dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			codesMu.Lock()
 			codes = append(codes, res.StatusCode)
+			codesMu.Unlock()
 			return nil
 		}})
 	}()
@@ -204,13 +213,22 @@ func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
 	}
 	sc.subscribe(typeSessionStatus, id)
 	answer := sc.browser.Answer(t, offer["sdp"].(string))
-	for _, step := range []map[string]any{
-		{"status": "InProgress", "answer": map[string]any{"sdp": answer}},
-		{"status": "Ringing"},
-		{"status": "Connected"},
+	// Each provisional is awaited at the caller before the next change:
+	// sipgo's client transaction hands up only the latest of responses
+	// that arrive in a burst.
+	for _, step := range []struct {
+		body map[string]any
+		code int
+	}{
+		{map[string]any{"status": "InProgress", "answer": map[string]any{"sdp": answer}}, 183},
+		{map[string]any{"status": "Ringing"}, 180},
+		{map[string]any{"status": "Connected"}, 0},
 	} {
-		if code, out := sc.call("PUT", "/sessions/"+id+"/status", step); code != http.StatusOK || out["status"] != step["status"] {
-			t.Fatalf("PUT %v: %d %v", step["status"], code, out)
+		if code, out := sc.call("PUT", "/sessions/"+id+"/status", step.body); code != http.StatusOK || out["status"] != step.body["status"] {
+			t.Fatalf("PUT %v: %d %v", step.body["status"], code, out)
+		}
+		if step.code != 0 {
+			eventually(t, 10*time.Second, fmt.Sprintf("%d at the caller", step.code), func() bool { return saw(step.code) })
 		}
 	}
 	if err := <-answered; err != nil {
@@ -218,9 +236,6 @@ func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
 	}
 	if err := dlg.Ack(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if got := fmt.Sprint(codes); !strings.Contains(got, "183 180 200") {
-		t.Fatalf("the caller saw %s, want 183 180 200", got)
 	}
 	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
 	if err != nil {
