@@ -63,12 +63,12 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = media.Close(ctx)
 		return
 	}
-	from := calls.Address("sip:" + req.From().Address.User + "@" + req.From().Address.Host)
-	if n, ok := from.Number(); ok || isNumber(req.From().Address.User) {
-		if !ok {
-			n = req.From().Address.User
-		}
-		from = calls.NumberAddress(n)
+	// The caller as the device sees it: tel:+E164 for a number, else the
+	// From URI's user@host.
+	user := req.From().Address.User
+	from := calls.Address("sip:" + user + "@" + req.From().Address.Host)
+	if isNumber(user) {
+		from = calls.NumberAddress(user)
 	}
 	s.info = calls.Session{ID: id, Owner: number, Role: calls.Receiver, Originator: from,
 		OriginatorName: req.From().DisplayName, Receiver: calls.NumberAddress(number),
