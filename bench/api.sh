@@ -16,6 +16,7 @@
 # ratios to the bare handler. Everything on 127.0.0.1.
 
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLPATH_CMD=""
 CONNS=64
@@ -24,8 +25,6 @@ ROUNDS=3
 SUBSCRIBERS=10000
 PORT_BASE=26180
 OUT=""
-die() { echo "api.sh: $*" >&2; exit 2; }
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
@@ -35,13 +34,12 @@ while [[ $# -gt 0 ]]; do
 	--subscribers) SUBSCRIBERS="${2:?}"; shift 2 ;;
 	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
 	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 done
 [[ -n "$CALLPATH_CMD" ]] || die "--callpath-cmd is required"
-[[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/apibench.XXXXXX)"
-mkdir -p "$OUT"
+OUT="$(bench_out "$OUT" apibench)"
 BARE_PORT=$PORT_BASE
 HTTP_PORT=$((PORT_BASE + 1))
 PIDS=()

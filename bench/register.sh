@@ -28,6 +28,7 @@
 # Every process the script starts is stopped when it ends.
 
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLPATH_CMD=""
@@ -38,8 +39,6 @@ DURATION=180
 PORT_BASE=26060
 OUT=""
 
-die() { echo "register.sh: $*" >&2; exit 2; }
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -50,7 +49,7 @@ while [[ $# -gt 0 ]]; do
 	--duration) DURATION="${2:?}"; shift 2 ;;
 	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
 	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 done
@@ -61,8 +60,7 @@ done
 command -v kamailio >/dev/null || die "kamailio not found (scripts/deps.sh)"
 command -v kamcmd >/dev/null || die "kamcmd not found (package kamailio)"
 command -v curl >/dev/null || die "curl not found"
-[[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/regbench.XXXXXX)"
-mkdir -p "$OUT"
+OUT="$(bench_out "$OUT" regbench)"
 OUT="$(cd "$OUT" && pwd)"
 HZ="$(getconf CLK_TCK)"
 

@@ -20,6 +20,7 @@
 # each run connects from its own loopback address so ports never run out.
 
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CALLPATH_CMD=""
 CONNS=10000
@@ -28,8 +29,6 @@ DURATION=20
 ROUNDS=3
 PORT_BASE=26190
 OUT=""
-die() { echo "relay.sh: $*" >&2; exit 2; }
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
@@ -39,13 +38,12 @@ while [[ $# -gt 0 ]]; do
 	--rounds) ROUNDS="${2:?}"; shift 2 ;;
 	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
 	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 done
 [[ -n "$CALLPATH_CMD" ]] || die "--callpath-cmd is required"
-[[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/relaybench.XXXXXX)"
-mkdir -p "$OUT"
+OUT="$(bench_out "$OUT" relaybench)"
 
 # Each process holds CONNS sockets plus its own files; Go raises the soft
 # open-file limit to the hard one by itself, the shell must not stay below.

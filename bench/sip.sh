@@ -67,6 +67,7 @@
 # Every process the script starts is stopped when it ends or is interrupted.
 
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIPP_DIR="$ROOT/test/sipp"
@@ -93,8 +94,6 @@ HALF=1
 PORT_BASE=25060
 SYSTEMS=()
 
-usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die() { echo "sip.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -139,8 +138,7 @@ for s in "${SYSTEMS[@]}"; do
 	callpath | callpath-fork) [[ -n "$CALLPATH_CMD" ]] || die "$s needs --callpath-cmd" ;;
 	esac
 done
-[[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/sipbench.XXXXXX)"
-mkdir -p "$OUT"
+OUT="$(bench_out "$OUT" sipbench)"
 OUT="$(cd "$OUT" && pwd)"
 
 HZ="$(getconf CLK_TCK)"
@@ -158,7 +156,6 @@ PROBE_PORT=$((PORT_BASE + 49))
 declare -A SUT_PID=()
 declare -A CP_TMP=()
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------- processes
