@@ -1,5 +1,0 @@
-//go:build !race
-
-package webrtc
-
-const raceDetector = false
