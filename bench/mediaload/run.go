@@ -111,7 +111,10 @@ func run(cfg runConfig, mode, codecName string, n int) (result, error) {
 		}
 	}
 	l.startSending()
-	time.Sleep(cfg.warmup) // the load's own pacing: media flows before the window opens
+	// The load's own pacing: media flows before the window opens.
+	if err := pause(ctx, cfg.warmup); err != nil {
+		return result{}, err
+	}
 
 	if cfg.profile != "" && mode == "plane" {
 		// The gateway (started with -allocwindow) records every allocation
@@ -144,7 +147,9 @@ func run(cfg runConfig, mode, codecName string, n int) (result, error) {
 	opened := time.Now()
 	l.start.Store(opened.UnixNano())
 	l.measuring.Store(true)
-	time.Sleep(cfg.duration) // the measurement window
+	if err := pause(ctx, cfg.duration); err != nil { // the measurement window
+		return result{}, err
+	}
 	l.measuring.Store(false)
 	wall := time.Since(opened)
 	after, err := g.stats(ctx)
@@ -529,4 +534,16 @@ func toneFrames() (opusFrames, pcmuFrames [][]byte, err error) {
 		pcmuFrames = append(pcmuFrames, u)
 	}
 	return opusFrames, pcmuFrames, nil
+}
+
+// pause waits d, or until ctx (the run's deadline) ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the run's deadline passed: %w", ctx.Err())
+	}
 }

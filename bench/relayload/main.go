@@ -20,11 +20,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -144,7 +146,12 @@ func main() {
 	fmt.Fprintf(os.Stderr, "relayload: %s: %d connections in %.1f s\n", *mode, len(live), res.ConnectSeconds)
 
 	// Hold, then measure what the connections cost the relay.
-	time.Sleep(*hold) // the load process waits for the relay's memory to settle; nothing to poll
+	// The relay's memory settles for a fixed time: there is nothing to poll.
+	// An interrupt ends the wait (and the run) at once.
+	if !pause(*hold) {
+		fmt.Fprintln(os.Stderr, "relayload: interrupted")
+		os.Exit(1)
+	}
 	gc(*metricsURL)
 	res.RSSHeld = rss(*pid)
 	if len(live) > 0 {
@@ -326,11 +333,18 @@ func (l *load) events(clients []*client, local *net.TCPAddr, rate int, warmup, d
 	tick.Stop()
 	close(jobs)
 	wg.Wait()
-	// Let the last events arrive (or be counted lost).
-	deadline := time.Now().Add(10 * time.Second)
-	for l.received.Load() < accepted.Load() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// Let the last events arrive (or be counted lost): poll until a deadline.
+	deadline := time.NewTimer(10 * time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	for waiting := true; waiting && l.received.Load() < accepted.Load(); {
+		select {
+		case <-deadline.C:
+			waiting = false
+		case <-poll.C:
+		}
 	}
+	deadline.Stop()
+	poll.Stop()
 	res.Sent, res.Accepted, res.Errors, res.Unsent = sent.Load(), accepted.Load(), errs.Load(), unsent
 	res.Received = l.received.Load()
 	res.Lost = max(0, res.Accepted-res.Received)
@@ -415,4 +429,18 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "relayload:", err)
 	os.Exit(1)
+}
+
+// pause waits d; false when SIGINT or SIGTERM came first.
+func pause(d time.Duration) bool {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
