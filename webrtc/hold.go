@@ -28,14 +28,11 @@ const (
 // nothing. The codec must stay; ErrNoCommonCodec otherwise (answer 488:
 // the call goes on as before).
 func (s *Session) UpdateFromSIP(ctx context.Context, offer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateActive)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateActive); err != nil {
-		return "", err
-	}
+	defer unlock()
 	d, err := parseSDP(offer)
 	if err != nil {
 		return "", err
@@ -101,14 +98,11 @@ func (s *Session) setSIPRemote(a *sdpaudio.Audio) {
 // follows the new direction; the SIP leg is not renegotiated (use
 // SIPReoffer for that). The codec must stay.
 func (s *Session) UpdateFromWebRTC(ctx context.Context, offer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateActive)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateActive); err != nil {
-		return "", err
-	}
+	defer unlock()
 	d, err := parseSDP(offer)
 	if err != nil {
 		return "", err
@@ -131,14 +125,11 @@ func (s *Session) UpdateFromWebRTC(ctx context.Context, offer string) (string, e
 // the browser holds, SendRecv to resume), the codec unchanged. Its answer
 // goes to ApplySIPAnswer.
 func (s *Session) SIPReoffer(ctx context.Context, dir Direction) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateActive)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateActive); err != nil {
-		return "", err
-	}
+	defer unlock()
 	c := s.plan.Load().codecs
 	formats := []sdpaudio.Format{c.sip}
 	if c.sipTE.Name != "" {
@@ -150,14 +141,11 @@ func (s *Session) SIPReoffer(ctx context.Context, dir Direction) (string, error)
 
 // ApplySIPAnswer takes the SIP side's answer to SIPReoffer.
 func (s *Session) ApplySIPAnswer(ctx context.Context, answer string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateActive)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateActive); err != nil {
-		return err
-	}
+	defer unlock()
 	d, err := parseSDP(answer)
 	if err != nil {
 		return err

@@ -16,14 +16,11 @@ import (
 // (ErrNoCommonCodec when there are none: answer 488), telephone-event/8000,
 // this session's RTP address.
 func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateNew)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateNew); err != nil {
-		return "", err
-	}
+	defer unlock()
 	d, err := parseSDP(browserOffer)
 	if err != nil {
 		return "", err
@@ -47,14 +44,11 @@ func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (str
 // same browser answer; ErrCodecChanged when the browser leg would have to
 // switch codec.
 func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateWebRTCOffered, stateActive)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateWebRTCOffered, stateActive); err != nil {
-		return "", err
-	}
+	defer unlock()
 	if s.browserOffer == nil {
 		return "", fmt.Errorf("%w: the call did not start with a browser offer", ErrCallOrder)
 	}
@@ -131,14 +125,11 @@ func (s *Session) reanswerFromSIP(d *sdpaudio.Description, c codecs) error {
 // WebRTC offer for the device: the SIP side's G.711 codecs (so the call can
 // be relayed), Opus when this build transcodes, telephone-events.
 func (s *Session) OfferFromSIP(ctx context.Context, sipOffer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateNew)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateNew); err != nil {
-		return "", err
-	}
+	defer unlock()
 	d, err := parseSDP(sipOffer)
 	if err != nil {
 		return "", err
@@ -179,14 +170,11 @@ func (s *Session) OfferFromSIP(ctx context.Context, sipOffer string) (string, er
 // and returns the SIP answer (for a 183 with early media, then the 200:
 // calling it again with the same answer returns the same SIP answer).
 func (s *Session) AnswerFromWebRTC(ctx context.Context, browserAnswer string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.enter(ctx, stateSIPOffered, stateActive)
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(stateSIPOffered, stateActive); err != nil {
-		return "", err
-	}
+	defer unlock()
 	if s.sipOffer == nil {
 		return "", fmt.Errorf("%w: the call did not start with a SIP offer", ErrCallOrder)
 	}
@@ -259,7 +247,23 @@ func (s *Session) replan(c codecs) {
 	})
 }
 
-// usable checks the session has not ended and is in one of states.
+// enter starts an offer/answer step: it checks ctx, takes s.mu and checks
+// that the session is in one of states. On success the caller releases
+// s.mu with the returned unlock; on failure s.mu is not held.
+func (s *Session) enter(ctx context.Context, states ...sessionState) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if err := s.usable(states...); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s.mu.Unlock, nil
+}
+
+// usable checks the session has not ended and is in one of states (under
+// s.mu).
 func (s *Session) usable(states ...sessionState) error {
 	select {
 	case <-s.done:
