@@ -182,12 +182,12 @@ class Softphone {
   async onStatus(d) {
     const s = this.session;
     if (!s || d.mediaSessionId !== s.id) return;
-    // Events and PUT answers carry sequenceNumber: an older state (the
-    // initial event after our own PUT, say) is not shown again.
-    if (d.sequenceNumber !== undefined) {
-      if (d.sequenceNumber <= (s.seq || 0)) return;
-      s.seq = d.sequenceNumber;
-    }
+    // Events and PUT answers carry sequenceNumber (none: 0, the state the
+    // call was announced in): an older state, such as the initial event
+    // arriving after our own PUT's answer, is not shown again.
+    const seq = d.sequenceNumber || 0;
+    if (s.seq !== undefined && seq <= s.seq) return;
+    s.seq = seq;
     if (s.role === "originator" && d.answer && !s.remoteSet) {
       s.remoteSet = true; // the 200 repeats the 183's answer
       await this.pc.setRemoteDescription({ type: "answer", sdp: d.answer.sdp });
