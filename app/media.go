@@ -10,6 +10,7 @@ import (
 
 	"callpath/calls"
 	"callpath/camara"
+	"callpath/conf"
 	"callpath/routing"
 	"callpath/webrtc"
 	"callpath/webrtcgw"
@@ -44,8 +45,8 @@ func (a *App) startMedia(ctx context.Context) error {
 		return fmt.Errorf("media: %w", err)
 	}
 	gw, err := webrtcgw.New(webrtcgw.Config{Listen: m.GatewayListen, RingTimeout: m.RingTimeout, Retention: m.Retention,
-		Log: a.log.WithField("component", "webrtc-gateway")},
-		mediaEngine{eng}, a.camara.devices, sessionEvents{a.camara.events})
+		SecureRetry: m.SIPDTLSSRTP == conf.SIPDTLSOn488, Log: a.log.WithField("component", "webrtc-gateway")},
+		mediaEngine{eng: eng, sipSecure: m.SIPDTLSSRTP == conf.SIPDTLSAlways}, a.camara.devices, sessionEvents{a.camara.events})
 	if err == nil {
 		err = gw.Start(ctx)
 	}
@@ -107,10 +108,13 @@ func (m *mediaStack) shutdown(ctx context.Context) error {
 }
 
 // mediaEngine gives the gateway the media plane's sessions.
-type mediaEngine struct{ eng *webrtc.Engine }
+type mediaEngine struct {
+	eng       *webrtc.Engine
+	sipSecure bool // media.sip_dtls_srtp: always
+}
 
 func (m mediaEngine) NewMedia(ctx context.Context, id string, onEnd func(error)) (webrtcgw.Media, error) {
-	return m.eng.NewSession(ctx, webrtc.SessionOptions{ID: id, OnEnd: onEnd})
+	return m.eng.NewSession(ctx, webrtc.SessionOptions{ID: id, OnEnd: onEnd, SIPSecure: m.sipSecure})
 }
 
 // sessionEvents publishes the gateway's session changes to the

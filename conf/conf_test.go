@@ -75,6 +75,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"media: {gateway_listen: '0.0.0.0:5070'}", "media.gateway_listen"},
 		{"media: {ice_listen: 'stun.example.net:3478'}", "media.ice_listen"},
 		{"media: {media_timeout: 0s}", "media.media_timeout"},
+		{"media: {sip_dtls_srtp: sdes}", "media.sip_dtls_srtp"},
 		{"sip: {listen: {udp: ''}}", "media.enabled"},
 		{"camara: {registration: {default_ttl: 1s}}", "camara.registration.default_ttl"},
 		{"camara: {delivery: {workers: 0}}", "camara.delivery.workers"},

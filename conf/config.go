@@ -190,7 +190,22 @@ type Media struct {
 	GatewayListen string        `yaml:"gateway_listen"`
 	RingTimeout   time.Duration `yaml:"ring_timeout"` // an incoming call not answered by then gets 480
 	Retention     time.Duration `yaml:"retention"`    // an ended media session stays readable this long
+	// SIPDTLSSRTP says when a device's call offers DTLS-SRTP to the SIP
+	// side: SIPDTLSOn488, SIPDTLSAlways or SIPDTLSNever. SIP peers' own
+	// offers say what they want and are answered in kind.
+	SIPDTLSSRTP string `yaml:"sip_dtls_srtp"`
 }
+
+// The values of media.sip_dtls_srtp.
+const (
+	// SIPDTLSOn488 offers plain RTP and, when the peer refuses it with 488
+	// Not Acceptable Here, sends the call again offering DTLS-SRTP.
+	SIPDTLSOn488 = "on_488"
+	// SIPDTLSAlways offers DTLS-SRTP only.
+	SIPDTLSAlways = "always"
+	// SIPDTLSNever offers plain RTP only.
+	SIPDTLSNever = "never"
+)
 
 // PortRange is an inclusive range of UDP ports.
 type PortRange struct {

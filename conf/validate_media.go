@@ -49,6 +49,11 @@ func (c *Config) validateMedia() error {
 			return err
 		}
 	}
+	switch m.SIPDTLSSRTP {
+	case SIPDTLSOn488, SIPDTLSAlways, SIPDTLSNever:
+	default:
+		return keyError("media.sip_dtls_srtp", "want %s, %s or %s, got %q", SIPDTLSOn488, SIPDTLSAlways, SIPDTLSNever, m.SIPDTLSSRTP)
+	}
 	ap, err := netip.ParseAddrPort(m.GatewayListen)
 	if err != nil || !ap.Addr().IsLoopback() {
 		return keyError("media.gateway_listen", "want a loopback ip:port such as 127.0.0.1:0, got %q", m.GatewayListen)

@@ -135,3 +135,73 @@ func TestDTLSSRTPFingerprintMismatchEndsTheCall(t *testing.T) {
 		return m.get(m.setup, "sip_dtls") == 1, "not counted"
 	}, "the failure is counted")
 }
+
+// A TAS that refuses the plain RTP offer (488) gets the same call offered
+// again over DTLS-SRTP (SecureSIPOffer): same port and codecs, its
+// handshake and SRTP then carry tones both ways. A second SecureSIPOffer,
+// or one after the answer, is out of order.
+func TestSecureSIPOfferAfterARefusal(t *testing.T) {
+	mediatest.CheckGoroutines(t)
+	eng := newEngine(t, nil, nil)
+	s := newSession(t, eng, newCallEvents())
+	browser := mediatest.NewBrowser(t, "PCMU")
+	tas := mediatest.NewSecurePhone(t, "PCMU", "passive")
+	ctx := context.Background()
+
+	plain, err := s.OfferFromWebRTC(ctx, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain, "RTP/AVP 0") || strings.Contains(plain, "a=fingerprint") {
+		t.Fatalf("the first SIP offer is not plain RTP:\n%s", plain)
+	}
+	secure, err := s.SecureSIPOffer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"UDP/TLS/RTP/SAVP 0", "a=fingerprint:sha-256 ", "a=setup:actpass", "a=rtcp-mux"} {
+		if !strings.Contains(secure, want) {
+			t.Fatalf("secure SIP offer lacks %q:\n%s", want, secure)
+		}
+	}
+	plainAt, _ := mediatest.RemoteFrom(plain, "PCMU")
+	remote, err := mediatest.RemoteFrom(secure, "PCMU")
+	if err != nil || remote != plainAt {
+		t.Fatalf("secure offer at %v (%v), plain at %v", remote, err, plainAt)
+	}
+	if _, err := s.SecureSIPOffer(ctx); !errors.Is(err, webrtc.ErrCallOrder) {
+		t.Fatalf("second SecureSIPOffer: %v", err)
+	}
+	webAnswer, err := s.AnswerFromSIP(ctx, tas.SDP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, webAnswer)
+	browser.WaitConnected(t, 10*time.Second)
+	tas.Start(remote)
+	if err := tas.Handshake(secure, remote); err != nil {
+		t.Fatal(err)
+	}
+	checkTonesBothWays(t, browser, tas)
+	if _, err := s.SecureSIPOffer(ctx); !errors.Is(err, webrtc.ErrCallOrder) {
+		t.Fatalf("SecureSIPOffer after the answer: %v", err)
+	}
+}
+
+// A plain RTP answer to a DTLS-SRTP offer is refused: the offer asked for
+// SRTP, and media in clear would be a downgrade.
+func TestPlainAnswerToSecureOfferRefused(t *testing.T) {
+	eng := newEngine(t, nil, nil)
+	s := newSession(t, eng, newCallEvents())
+	browser := mediatest.NewBrowser(t, "PCMU")
+	ctx := context.Background()
+	if _, err := s.OfferFromWebRTC(ctx, browser.Offer(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SecureSIPOffer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AnswerFromSIP(ctx, mediatest.NewPhone(t, "PCMU").SDP()); !errors.Is(err, webrtc.ErrUnsupportedTransport) {
+		t.Fatalf("plain answer to a secure offer: %v", err)
+	}
+}

@@ -31,10 +31,30 @@ func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (str
 	}
 	s.browserOffer, s.sipOffered, s.state = d, formats, stateWebRTCOffered
 	s.browserOfferRaw = browserOffer
-	if s.opts.SIPSecure {
+	s.sipSecure = s.opts.SIPSecure
+	if s.sipSecure {
 		s.sipSetup = "actpass"
 	}
 	return sdpaudio.Offer(s.localSIP(formats, d.Audio.Direction, true)), nil
+}
+
+// SecureSIPOffer makes the SIP offer of a browser's call again, over
+// DTLS-SRTP, after the SIP side refused the plain RTP one with 488 Not
+// Acceptable Here: a TAS that wants "WebRTC style" media says so that way.
+// Same formats and port, UDP/TLS/RTP/SAVP with our fingerprint and
+// a=setup:actpass (RFC 5763 §5). It goes out in a new INVITE; ErrCallOrder
+// once an answer was taken or when the offer already was DTLS-SRTP.
+func (s *Session) SecureSIPOffer(ctx context.Context) (string, error) {
+	unlock, err := s.enter(ctx, stateWebRTCOffered)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if s.sipSecure {
+		return "", fmt.Errorf("%w: the SIP offer already was DTLS-SRTP", ErrCallOrder)
+	}
+	s.sipSecure, s.sipSetup = true, "actpass"
+	return sdpaudio.Offer(s.localSIP(s.sipOffered, s.browserOffer.Audio.Direction, true)), nil
 }
 
 // AnswerFromSIP takes the SIP side's answer (from a 18x or the 200) to the
@@ -60,7 +80,7 @@ func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, 
 	if err != nil {
 		return "", err
 	}
-	if secure != s.opts.SIPSecure {
+	if secure != s.sipSecure {
 		return "", fmt.Errorf("%w: the SIP answer's transport %s is not the offer's", ErrUnsupportedTransport, d.Audio.Proto)
 	}
 	c, err := s.eng.codecsForSIPAnswer(&s.browserOffer.Audio, &d.Audio, s.sipOffered)

@@ -25,8 +25,9 @@ type SessionOptions struct {
 	OnEnd func(reason error)
 	// SIPSecure makes the SIP offer of a browser's call DTLS-SRTP
 	// (UDP/TLS/RTP/SAVP, a=fingerprint, a=setup:actpass, RTCP-mux): the
-	// TAS's registration or the trunk asks for "WebRTC style" media. SIP
-	// offers say themselves what they want.
+	// operator asks for "WebRTC style" media toward every SIP peer. A
+	// plain offer a peer refuses with 488 can be made again secure
+	// (SecureSIPOffer); SIP offers say themselves what they want.
 	SIPSecure bool
 	// OnDTMF is called from the packet path for each RFC 4733 digit a leg
 	// ("webrtc", "sip") sent, whether or not the other leg can take it. It
@@ -70,6 +71,7 @@ type Session struct {
 	dirs            directions
 	sipReoffered    Direction // our direction in the last SIPReoffer
 	sipSetup        string    // our a=setup on a DTLS-SRTP SIP leg; empty for RTP/AVP
+	sipSecure       bool      // our SIP offer of a browser's call is DTLS-SRTP
 	sipTERecv       uint8     // the telephone-event payload type we announced to the SIP side
 
 	track    *outTrack

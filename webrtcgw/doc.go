@@ -22,4 +22,10 @@
 // Statuses follow package calls: SIP responses on outgoing calls become
 // session-status events, the device's status changes on incoming calls
 // become 183/180/200, DELETE becomes CANCEL, 603 or BYE.
+//
+// The SIP side's media is plain RTP unless a peer asks for DTLS-SRTP: a SIP
+// offer in UDP/TLS/RTP/SAVP is answered in kind, and a device's call whose
+// plain offer is refused with 488 Not Acceptable Here is sent again in a
+// new INVITE offering DTLS-SRTP (Config.SecureRetry; the operator may also
+// offer it always, media.sip_dtls_srtp).
 package webrtcgw

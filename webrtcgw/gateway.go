@@ -31,7 +31,10 @@ type Config struct {
 	// Retention is how long an ended session stays readable by GET
 	// (default 5 min); 404 after it.
 	Retention time.Duration
-	Log       *logrus.Entry
+	// SecureRetry sends a device's call again offering DTLS-SRTP when the
+	// SIP side answers the plain RTP offer with 488 Not Acceptable Here.
+	SecureRetry bool
+	Log         *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +59,9 @@ type Media interface {
 	UpdateFromSIP(ctx context.Context, offer string) (string, error)
 	SIPReoffer(ctx context.Context, dir webrtc.Direction) (string, error)
 	ApplySIPAnswer(ctx context.Context, answer string) error
+	// SecureSIPOffer makes the SIP offer of a device's call again, over
+	// DTLS-SRTP, before any answer was taken.
+	SecureSIPOffer(ctx context.Context) (string, error)
 	// Answered starts timing legs that never sent media (before the
 	// answer, silence is ringing).
 	Answered()
@@ -259,6 +265,16 @@ func (g *Gateway) ended(s *session) {
 		delete(g.sessions, s.info.ID)
 		g.mu.Unlock()
 	})
+}
+
+// rekey moves an outgoing session to the new Call-ID of the INVITE it is
+// sent again in.
+func (g *Gateway) rekey(s *session, callID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.byCallID, s.callID)
+	s.callID = callID
+	g.byCallID[callID] = s
 }
 
 // session returns number's session id.

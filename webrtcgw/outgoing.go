@@ -50,17 +50,8 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	s.info.ID, s.info.Owner, s.info.RegistrationID = id, number, regID
 	s.info.Role, s.info.Status, s.info.CreatedAt = calls.Originator, calls.Initial, time.Now()
 
-	invite := sip.NewRequest(sip.INVITE, sip.Uri{User: receiver, Host: proxy.Host, Port: proxy.Port})
-	fromParams := sip.NewParams()
-	fromParams.Add("tag", uuid.NewString())
-	invite.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: number, Host: g.addr.IP.String(), Port: g.addr.Port},
-		Params: fromParams})
-	invite.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: receiver, Host: proxy.Host, Port: proxy.Port}, Params: sip.NewParams()})
-	callID := sip.CallIDHeader(s.callID)
-	invite.AppendHeader(&callID)
-	invite.AppendHeader(sip.NewHeader("Session-ID", newSessionID()))
-	invite.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	invite.SetBody([]byte(sipOffer))
+	s.receiver, s.sessionID = receiver, newSessionID()
+	invite := s.newInvite(proxy, s.callID, sipOffer)
 
 	if !g.add(s) {
 		_ = media.Close(ctx)
@@ -85,6 +76,24 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	return s.snapshot(), nil
 }
 
+// newInvite is the INVITE of an outgoing call with Call-ID callID,
+// carrying offer.
+func (s *session) newInvite(proxy sip.Uri, callID, offer string) *sip.Request {
+	g := s.g
+	invite := sip.NewRequest(sip.INVITE, sip.Uri{User: s.receiver, Host: proxy.Host, Port: proxy.Port})
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", uuid.NewString())
+	invite.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: s.owner, Host: g.addr.IP.String(), Port: g.addr.Port},
+		Params: fromParams})
+	invite.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: s.receiver, Host: proxy.Host, Port: proxy.Port}, Params: sip.NewParams()})
+	callIDHeader := sip.CallIDHeader(callID)
+	invite.AppendHeader(&callIDHeader)
+	invite.AppendHeader(sip.NewHeader("Session-ID", s.sessionID))
+	invite.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	invite.SetBody([]byte(offer))
+	return invite
+}
+
 // receiverUser is the user part the INVITE asks the B2BUA for: the number
 // of a tel: or number-as-user address, else the sip: address's user.
 func receiverUser(a calls.Address) string {
@@ -105,32 +114,18 @@ func newSessionID() string {
 func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 	defer cancel()
 	ctx := context.Background()
-	err := s.uac.WaitAnswer(wait, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-		if !res.IsProvisional() {
-			return nil
-		}
-		status, ok := calls.ProvisionalStatus(res.StatusCode)
-		if !ok {
-			return nil
-		}
-		answer := ""
-		if len(res.Body()) > 0 {
-			a, err := s.media.AnswerFromSIP(ctx, string(res.Body()))
-			if err != nil {
-				s.log.WithError(err).Warn("early SDP answer refused")
-			} else {
-				answer = a
-			}
-		}
-		s.mu.Lock()
-		if res.StatusCode == 180 {
-			s.alerted = true
-		}
-		s.mu.Unlock()
-		s.setStatus(ctx, status, fmt.Sprintf("%d %s", res.StatusCode, res.Reason), answer)
-		return nil
-	}})
+	err := s.awaitAnswer(wait)
 	var failed *sipgo.ErrDialogResponse
+	if errors.As(err, &failed) && failed.Res.StatusCode == sip.StatusNotAcceptableHere && s.g.cfg.SecureRetry {
+		switch rerr := s.offerSecure(wait); {
+		case rerr == nil:
+			err = s.awaitAnswer(wait) // CANCELs if the device hung up meanwhile
+		case wait.Err() != nil:
+			err = wait.Err() // the device hung up before it went out
+		default:
+			s.log.WithError(rerr).Info("488 to plain RTP; DTLS-SRTP could not be offered")
+		}
+	}
 	switch {
 	case err == nil:
 		res := s.uac.InviteResponse
@@ -172,6 +167,64 @@ func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 	case <-s.uac.Context().Done():
 	case <-s.ended:
 	}
+}
+
+// awaitAnswer waits for the final answer to the call's INVITE, telling the
+// device of each provisional one and applying its early SDP answer.
+func (s *session) awaitAnswer(wait context.Context) error {
+	ctx := context.Background()
+	return s.uac.WaitAnswer(wait, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		if !res.IsProvisional() {
+			return nil
+		}
+		status, ok := calls.ProvisionalStatus(res.StatusCode)
+		if !ok {
+			return nil
+		}
+		answer := ""
+		if len(res.Body()) > 0 {
+			a, err := s.media.AnswerFromSIP(ctx, string(res.Body()))
+			if err != nil {
+				s.log.WithError(err).Warn("early SDP answer refused")
+			} else {
+				answer = a
+			}
+		}
+		s.mu.Lock()
+		if res.StatusCode == 180 {
+			s.alerted = true
+		}
+		s.mu.Unlock()
+		s.setStatus(ctx, status, fmt.Sprintf("%d %s", res.StatusCode, res.Reason), answer)
+		return nil
+	}})
+}
+
+// offerSecure sends the call again, offering DTLS-SRTP, after the SIP side
+// refused plain RTP with 488 Not Acceptable Here: a TAS that wants "WebRTC
+// style" media asks for it that way. The new INVITE is a new dialog (a new
+// Call-ID; the Session-ID stays, it is the same call to the user); the
+// device hears nothing of the refusal.
+func (s *session) offerSecure(wait context.Context) error {
+	offer, err := s.media.SecureSIPOffer(wait)
+	if err != nil {
+		return err
+	}
+	proxy, ok := s.g.proxyURI()
+	if !ok {
+		return fmt.Errorf("webrtc gateway: no B2BUA address")
+	}
+	callID := uuid.NewString()
+	s.g.rekey(s, callID)
+	s.log.WithField("new_call_id", callID).Info("488 to plain RTP: offering DTLS-SRTP in a new INVITE")
+	dlg, err := s.g.dialogs.WriteInvite(wait, s.newInvite(proxy, callID, offer))
+	if err != nil {
+		return fmt.Errorf("the DTLS-SRTP INVITE could not be sent: %w", err)
+	}
+	s.mu.Lock()
+	s.uac = dlg
+	s.mu.Unlock()
+	return nil
 }
 
 // hangUpOutgoing cancels an unanswered outgoing call or hangs up an

@@ -17,7 +17,7 @@ import (
 type session struct {
 	g      *Gateway
 	owner  string // the subscriber
-	callID string // of the SIP dialog
+	callID string // of the SIP dialog (changed under g.mu by rekey)
 	log    *logrus.Entry
 	media  Media
 
@@ -30,6 +30,8 @@ type session struct {
 	over    bool   // ended: the status is terminal
 
 	// Outgoing calls.
+	receiver     string // the INVITE's user part
+	sessionID    string // its Session-ID (RFC 7989), kept when it is sent again
 	uac          *sipgo.DialogClientSession
 	cancelOut    context.CancelFunc // stops waiting for the answer: CANCEL
 	cancelledAs  calls.Status       // the status a cancelled call ends in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,12 +177,90 @@ func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
 	}
 }
 
+// A device calls a TAS that wants "WebRTC style" media: it refuses the
+// plain RTP offer with 488, the gateway sends the call again (a new
+// Call-ID, the same Session-ID) offering DTLS-SRTP, the TAS answers and
+// runs the handshake, and tones cross both ways over SRTP. The device
+// hears of no failure on the way.
+func TestDeviceCallsTASThatAsksForDTLSSRTP(t *testing.T) {
+	sc := newWebRTCScene(t, "")
+	sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["mediaSessionId"].(string)
+	sc.subscribe(typeSessionStatus, id)
+
+	plain := sc.phone.NextCall(10 * time.Second)
+	if body := string(plain.Req.Body()); !strings.Contains(body, "RTP/AVP") || strings.Contains(body, "a=fingerprint") {
+		t.Fatalf("first offer is not plain RTP:\n%s", body)
+	}
+	if err := plain.Respond(488, "Not Acceptable Here", nil); err != nil {
+		t.Fatal(err)
+	}
+	in := sc.phone.NextCall(10 * time.Second)
+	offer := string(in.Req.Body())
+	for _, want := range []string{"UDP/TLS/RTP/SAVP", "a=fingerprint:sha-256 ", "a=setup:actpass"} {
+		if !strings.Contains(offer, want) {
+			t.Fatalf("second offer lacks %q:\n%s", want, offer)
+		}
+	}
+	if in.Req.CallID().Value() == plain.Req.CallID().Value() {
+		t.Errorf("the second INVITE reuses Call-ID %s", in.Req.CallID().Value())
+	}
+	if a, b := sessionUUID(t, plain.Req), sessionUUID(t, in.Req); a != b {
+		t.Errorf("Session-ID %q then %q: the call's Session-ID must be kept", a, b)
+	}
+	remote, err := mediatest.RemoteFrom(offer, "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		t.Fatal(err)
+	}
+	connected := sc.event(typeSessionStatus, "Connected")
+	answer, _ := connected["answer"].(map[string]any)
+	if answer == nil {
+		t.Fatalf("Connected event %v", connected)
+	}
+	sc.browser.Accept(t, answer["sdp"].(string))
+	if err := sc.rtp.Handshake(offer, remote); err != nil {
+		t.Fatal(err)
+	}
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.tones()
+	for _, e := range sc.sink.Events() {
+		var data map[string]any
+		if e.Type == typeSessionStatus && json.Unmarshal(e.Data, &data) == nil && data["status"] != "Initial" && data["status"] != "Connected" {
+			t.Errorf("the device was told %v", data["status"])
+		}
+	}
+	if code, _ := sc.call("DELETE", "/sessions/"+id, nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", code)
+	}
+	sc.phone.WaitRequest(10*time.Second, siptest.Method(sip.BYE))
+}
+
 // A phone calls alice, whose device is registered: the B2BUA routes the
 // call to the gateway, the app gets session-invitation with a WebRTC
 // offer, its InProgress, Ringing and Connected reach the phone as 183, 180
-// and 200 through the B2BUA, and the phone's BYE ends the session.
+// and 200 through the B2BUA, and the phone's BYE ends the session. A TAS
+// offering DTLS-SRTP gets it answered in kind (setup:active, our
+// fingerprint) and its handshake carries the tones.
 func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
+	t.Run("RTP", func(t *testing.T) { phoneCallsDevice(t, false) })
+	t.Run("DTLS-SRTP", func(t *testing.T) { phoneCallsDevice(t, true) })
+}
+
+func phoneCallsDevice(t *testing.T, secure bool) {
 	sc := newWebRTCScene(t, "")
+	if secure {
+		sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "actpass")
+	}
 	caller := siptest.NewPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -237,11 +316,20 @@ func TestPhoneCallsDeviceThroughTheB2BUA(t *testing.T) {
 	if err := dlg.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
+	sipAnswer := string(dlg.InviteResponse.Body())
+	remote, err := mediatest.RemoteFrom(sipAnswer, "PCMU")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc.rtp.Start(remote)
+	if secure {
+		if !strings.Contains(sipAnswer, "UDP/TLS/RTP/SAVP") || !strings.Contains(sipAnswer, "a=setup:active") {
+			t.Fatalf("answer to a DTLS-SRTP offer:\n%s", sipAnswer)
+		}
+		if err := sc.rtp.Handshake(sipAnswer, remote); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sc.browser.WaitConnected(t, 10*time.Second)
 	sc.tones()
 	if err := dlg.Bye(ctx); err != nil {
