@@ -282,6 +282,12 @@ func (l *sipLeg) sendRTCP(pkt []byte) {
 		return
 	}
 	if sec := l.secure.Load(); sec != nil {
+		if !sdp.rtcpMux {
+			// RTCP on its own port would need a DTLS association of its
+			// own (RFC 5764 §4.1), which the plane does not run: the
+			// peer could not decrypt what the RTP association keys.
+			return
+		}
 		var ok bool
 		if pkt, ok = sec.protectRTCP(pkt); !ok {
 			return

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +24,38 @@ import (
 type baresip struct {
 	addr string // host:port of its SIP listener
 	dir  string // its config; the recordings land in dir/snd
+	out  *lockedBuffer
 }
 
-// startBaresip runs baresip answering as number and playing freq Hz;
-// with dial, it calls that URI at once.
-func startBaresip(t *testing.T, number string, freq float64, dial ...string) *baresip {
+// lockedBuffer is a process's output, read by the test while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// printed reports whether baresip has printed text.
+func (b *baresip) printed(text string) bool { return strings.Contains(b.out.String(), text) }
+
+// baresipOptions are the ways a test's baresip differs from a plain phone.
+type baresipOptions struct {
+	dial     string // a URI it calls at once
+	mediaenc string // its media encryption ("dtls_srtp"): it offers and wants only that
+}
+
+// startBaresip runs baresip answering as number and playing freq Hz.
+func startBaresip(t *testing.T, number string, freq float64, opts baresipOptions) *baresip {
 	t.Helper()
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
@@ -34,7 +63,7 @@ func startBaresip(t *testing.T, number string, freq float64, dial ...string) *ba
 	}
 	dir := t.TempDir()
 	port := freeUDPPairPort(t)
-	b := &baresip{addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
+	b := &baresip{addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, out: &lockedBuffer{}}
 	tone := filepath.Join(dir, "tone.wav")
 	writeWAV(t, tone, 8000, 60, freq) // it hangs up when the file ends
 	if err := os.MkdirAll(filepath.Join(dir, "snd"), 0o700); err != nil {
@@ -51,23 +80,30 @@ module g711.so
 module aufile.so
 module aubridge.so
 module sndfile.so
+module dtls_srtp.so
 module account.so
 module menu.so
 snd_path %s
 `, b.addr, tone, filepath.Join(dir, "snd"))
-	accounts := fmt.Sprintf("<sip:%s@%s>;regint=0;answermode=auto;audio_codecs=PCMU\n", number, b.addr)
+	accounts := fmt.Sprintf("<sip:%s@%s>;regint=0;answermode=auto;audio_codecs=PCMU", number, b.addr)
+	if opts.mediaenc != "" {
+		accounts += ";mediaenc=" + opts.mediaenc
+		// WebRTC-style peers multiplex RTCP: one DTLS association.
+		config += "rtcp_mux yes\n"
+	}
+	accounts += "\n"
 	for name, body := range map[string]string{"config": config, "accounts": accounts, "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	args := []string{"-f", dir}
-	for _, uri := range dial {
-		args = append(args, "-e", "/dial "+uri)
+	if opts.dial != "" {
+		args = append(args, "-e", "/dial "+opts.dial)
 	}
 	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := b.out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Stdin = nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -172,7 +208,7 @@ func (b *baresip) heard(freq float64) bool {
 // The demo page calls a real SIP phone: baresip answers, the browser
 // hears baresip's 600 Hz and baresip records the browser's 1 kHz.
 func TestBrowserCallsBaresip(t *testing.T) {
-	phone := startBaresip(t, bob, 600)
+	phone := startBaresip(t, bob, 600, baresipOptions{})
 	sc := newBrowserSceneTo(t, "sip:"+phone.addr)
 	var status string
 	sc.run(`callpathDemo.signIn("`+alice+`").then(() => callpathDemo.status)`, &status)
@@ -190,7 +226,7 @@ func TestBaresipCallsBrowser(t *testing.T) {
 	sc := newBrowserSceneTo(t, "sip:127.0.0.1:9")
 	var status string
 	sc.run(`callpathDemo.signIn("`+alice+`").then(() => callpathDemo.status)`, &status)
-	phone := startBaresip(t, bob, 600, "sip:"+alice+"@"+sc.gw.udp())
+	phone := startBaresip(t, bob, 600, baresipOptions{dial: "sip:" + alice + "@" + sc.gw.udp()})
 	sc.until("the page rings", `callpathDemo.status === "Ringing"`, 20*time.Second)
 	sc.run(`callpathDemo.answer().then(() => callpathDemo.status)`, &status)
 	sc.until("the browser hears baresip's 600 Hz", `callpathDemo.hears(600) > 0.5`, 20*time.Second)

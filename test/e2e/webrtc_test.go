@@ -44,8 +44,18 @@ type webrtcScene struct {
 
 func newWebRTCScene(t *testing.T, extra string) *webrtcScene {
 	t.Helper()
-	sc := &webrtcScene{t: t, phone: siptest.NewPhone(t, "udp"), sink: sinktest.Start(t)}
-	sc.gw = startGateway(t, sc.phone.Addr, camaraConfig(sc.sink)+extra)
+	phone := siptest.NewPhone(t, "udp")
+	sc := newWebRTCSceneTo(t, phone.Addr, extra)
+	sc.phone = phone
+	return sc
+}
+
+// newWebRTCSceneTo is a webrtcScene whose static route leads to target (a
+// phone the test runs itself); phone is nil.
+func newWebRTCSceneTo(t *testing.T, target, extra string) *webrtcScene {
+	t.Helper()
+	sc := &webrtcScene{t: t, sink: sinktest.Start(t)}
+	sc.gw = startGateway(t, target, camaraConfig(sc.sink)+extra)
 	tok, err := sc.gw.app.DevIssuer().Mint(auth.Token{Subject: "app-alice", PhoneNumber: alice, TTL: time.Hour, Scopes: []string{
 		"webrtc-registration:sessions:create",
 		"webrtc-events:" + typeInvitation + ":create", "webrtc-events:" + typeSessionStatus + ":create",

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A device calls baresip set up to speak DTLS-SRTP only
+// (mediaenc=dtls_srtp): a real phone, with its own DTLS and SRTP stack,
+// that wants "WebRTC style" media. Whatever it does with the plain offer
+// first (488, as a TAS would), the call ends up connected with SRTP on the
+// SIP leg, and the tones cross both ways: 1 kHz from the device into
+// baresip's recording, baresip's 600 Hz to the device.
+func TestDeviceCallsBaresipOverDTLSSRTP(t *testing.T) {
+	phone := startBaresip(t, bob, 600, baresipOptions{mediaenc: "dtls_srtp"})
+	sc := newWebRTCSceneTo(t, "sip:"+phone.addr, "")
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	connected := sc.event(typeSessionStatus, "Connected")
+	answer, _ := connected["answer"].(map[string]any)
+	if answer == nil {
+		t.Fatalf("Connected event %v", connected)
+	}
+	sc.browser.Accept(t, answer["sdp"].(string))
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.browser.ToneOn(true)
+	sc.browser.Ear.WaitTone(t, "the device", 600, 20*time.Second)
+	eventually(t, 20*time.Second, "baresip records the device's 1 kHz", func() bool { return phone.heard(1000) })
+	if !phone.printed("DTLS-SRTP complete") {
+		t.Error("baresip did not report its DTLS-SRTP handshake complete")
+	}
+}
+
+// baresip, speaking DTLS-SRTP only, calls alice's device: its
+// UDP/TLS/RTP/SAVP offer is answered in kind, the device answers through
+// the CAMARA API, and the tones cross both ways over SRTP.
+func TestBaresipCallsDeviceOverDTLSSRTP(t *testing.T) {
+	sc := newWebRTCSceneTo(t, "sip:127.0.0.1:9", "")
+	phone := startBaresip(t, bob, 600, baresipOptions{mediaenc: "dtls_srtp", dial: "sip:" + alice + "@" + sc.gw.udp()})
+	inv := sc.event(typeInvitation, "Initial")
+	id, _ := inv["mediaSessionId"].(string)
+	offer, _ := inv["offer"].(map[string]any)
+	if id == "" || offer == nil {
+		t.Fatalf("invitation %v", inv)
+	}
+	sc.subscribe(typeSessionStatus, id)
+	answer := sc.browser.Answer(t, offer["sdp"].(string))
+	if code, out := sc.call("PUT", "/sessions/"+id+"/status", map[string]any{
+		"status": "Connected", "answer": map[string]any{"sdp": answer}}); code != http.StatusOK {
+		t.Fatalf("PUT Connected: %d %v", code, out)
+	}
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.browser.ToneOn(true)
+	sc.browser.Ear.WaitTone(t, "the device", 600, 20*time.Second)
+	eventually(t, 20*time.Second, "baresip records the device's 1 kHz", func() bool { return phone.heard(1000) })
+	if !phone.printed("DTLS-SRTP complete") {
+		t.Error("baresip did not report its DTLS-SRTP handshake complete")
+	}
+}
