@@ -37,7 +37,7 @@ func newMedia(reg *prometheus.Registry) *Media {
 	m := &Media{
 		sessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Subsystem: "media", Name: "sessions_active",
-			Help: "Media sessions with both legs negotiated and not yet ended, by codec (PCMU, PCMA, opus/PCMU, …) and mode (relay, transcode).",
+			Help: "Media sessions with both legs negotiated and not yet ended, by codec (PCMU, PCMA, PCMU/PCMA for a law conversion, opus/PCMU, …; WebRTC leg first) and mode (relay, transcode).",
 		}, []string{"codec", "mode"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "media", Name: "sessions_total",

@@ -62,26 +62,35 @@ func TestBadSDPIsRefusedWithTypedErrors(t *testing.T) {
 }
 
 // The SIP side answers with a codec the browser leg cannot carry: 488 for
-// the caller, and a PCMA-only SIP side against a PCMU-only browser.
+// the caller. A PCMU-only browser's call offers PCMA too (relayed through
+// a law conversion), unless the configuration leaves PCMA out: then a
+// PCMA answer is refused as well.
 func TestSIPAnswerWithoutCommonCodec(t *testing.T) {
 	mediatest.CheckGoroutines(t)
-	eng := newEngine(t, nil, nil)
 	ctx := context.Background()
-	s := newSession(t, eng, newCallEvents())
 	browser := mediatest.NewBrowser(t, "PCMU")
+	s := newSession(t, newEngine(t, nil, nil), newCallEvents())
 	sipOffer, err := s.OfferFromWebRTC(ctx, browser.Offer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(sipOffer, "PCMA") {
-		t.Errorf("PCMA offered for a PCMU-only browser:\n%s", sipOffer)
+	if !strings.Contains(sipOffer, "RTP/AVP 0 8 ") {
+		t.Errorf("a PCMU-only browser's call does not offer PCMU then PCMA:\n%s", sipOffer)
 	}
 	if _, err := s.AnswerFromSIP(ctx, g729Offer); !errors.Is(err, webrtc.ErrNoCommonCodec) {
 		t.Fatalf("G.729 answer: %v", err)
 	}
-	phone := mediatest.NewPhone(t, "PCMA")
-	if _, err := s.AnswerFromSIP(ctx, phone.SDP()); !errors.Is(err, webrtc.ErrNoCommonCodec) {
-		t.Fatalf("PCMA answer: %v", err)
+
+	muOnly := newSession(t, newEngine(t, nil, func(c *webrtc.Config) { c.Codecs = []string{"PCMU"} }), newCallEvents())
+	sipOffer, err = muOnly.OfferFromWebRTC(ctx, mediatest.NewBrowser(t, "PCMU").Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sipOffer, "PCMA") {
+		t.Errorf("PCMA offered although the configuration leaves it out:\n%s", sipOffer)
+	}
+	if _, err := muOnly.AnswerFromSIP(ctx, mediatest.NewPhone(t, "PCMA").SDP()); !errors.Is(err, webrtc.ErrNoCommonCodec) {
+		t.Fatalf("PCMA answer to a PCMU offer: %v", err)
 	}
 }
 

@@ -64,10 +64,22 @@ type codecs struct {
 
 // label is the metric label of the codec pair.
 func (c codecs) label() string {
-	if c.mode == ModeTranscode {
+	if c.web.Name != c.sip.Name {
 		return c.web.Name + "/" + c.sip.Name
 	}
 	return c.sip.Name
+}
+
+// lawConversion is what a relayed G.711 payload goes through from a leg
+// speaking law from to one speaking law to: nil for the same law.
+func lawConversion(from, to string) func([]byte) {
+	switch {
+	case from == codecPCMU && to == codecPCMA:
+		return codec.UlawToAlaw
+	case from == codecPCMA && to == codecPCMU:
+		return codec.AlawToUlaw
+	}
+	return nil
 }
 
 // opusUsable tells whether this build and configuration can carry Opus.
@@ -86,9 +98,10 @@ func teFormat(pt uint8, clock uint32) sdpaudio.Format {
 }
 
 // sipOfferFormats chooses what to offer the SIP side for a browser's offer:
-// the configured G.711 codecs the browser has (relay), then, when Opus can
-// be transcoded and the browser has it, the others; telephone-event/8000
-// when the browser sends DTMF at all.
+// the configured G.711 codecs the browser has (relay), then the others when
+// the browser has the other G.711 law (relayed through a law conversion) or
+// Opus that can be transcoded; telephone-event/8000 when the browser sends
+// DTMF at all.
 func (e *Engine) sipOfferFormats(browser *sdpaudio.Audio) ([]sdpaudio.Format, error) {
 	var out []sdpaudio.Format
 	for _, name := range e.cfg.Codecs {
@@ -96,7 +109,8 @@ func (e *Engine) sipOfferFormats(browser *sdpaudio.Audio) ([]sdpaudio.Format, er
 			out = append(out, g711Format(name))
 		}
 	}
-	if _, ok := browser.Find(codecOpus, 48000); ok && e.opusUsable() {
+	_, opus := browser.Find(codecOpus, 48000)
+	if len(out) > 0 || (opus && e.opusUsable()) {
 		for _, name := range e.cfg.Codecs {
 			if _, ok := browser.Find(name, 8000); !ok {
 				out = append(out, g711Format(name))
@@ -123,7 +137,9 @@ func (e *Engine) opusNote() string {
 
 // codecsForSIPAnswer settles a browser-originated call once the SIP side
 // answered the offer of sipOfferFormats: relay when the browser has the
-// SIP side's codec, Opus transcoding otherwise.
+// SIP side's codec, relay with a law conversion when it has the other
+// G.711 law (a table look-up per byte, cheaper than Opus and no worse:
+// the call is G.711 either way), Opus transcoding otherwise.
 func (e *Engine) codecsForSIPAnswer(browser, answer *sdpaudio.Audio, offered []sdpaudio.Format) (codecs, error) {
 	var c codecs
 	for _, f := range answer.Formats {
@@ -140,6 +156,8 @@ func (e *Engine) codecsForSIPAnswer(browser, answer *sdpaudio.Audio, offered []s
 	}
 	if f, ok := browser.Find(c.sip.Name, 8000); ok {
 		c.mode, c.web = ModeRelay, f
+	} else if f, ok := e.otherLaw(browser, c.sip.Name); ok {
+		c.mode, c.web = ModeRelay, f
 	} else if f, ok := browser.Find(codecOpus, 48000); ok && e.opusUsable() {
 		c.mode, c.web = ModeTranscode, f
 	} else {
@@ -150,6 +168,21 @@ func (e *Engine) codecsForSIPAnswer(browser, answer *sdpaudio.Audio, offered []s
 		c.webTE = []sdpaudio.Format{te}
 	}
 	return c, nil
+}
+
+// otherLaw finds the G.711 law other than name in the browser's offer, if
+// the configuration allows it.
+func (e *Engine) otherLaw(browser *sdpaudio.Audio, name string) (sdpaudio.Format, bool) {
+	other := codecPCMU
+	if name == codecPCMU {
+		other = codecPCMA
+	}
+	for _, allowed := range e.cfg.Codecs {
+		if allowed == other {
+			return browser.Find(other, 8000)
+		}
+	}
+	return sdpaudio.Format{}, false
 }
 
 func offeredName(offered []sdpaudio.Format, name string) bool {

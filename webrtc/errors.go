@@ -19,9 +19,6 @@ var (
 	// ErrCallOrder means a Session method was called out of the offer/answer
 	// order (a programming error of the caller).
 	ErrCallOrder = errors.New("session method called out of order")
-	// ErrCodecChanged means a later SIP answer (another fork, a re-INVITE)
-	// picked a codec the browser leg cannot switch to without a new offer.
-	ErrCodecChanged = errors.New("answer changes the negotiated codec")
 	// ErrNoPorts means every RTP port pair of the range is in use.
 	ErrNoPorts = errors.New("no free rtp port pair")
 	// ErrICETimeout ends a session whose ICE and DTLS did not complete within

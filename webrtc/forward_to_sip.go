@@ -47,6 +47,9 @@ func (f *toSIP) forward(pkt []byte, h rtpwire.Header, p *plan) {
 	switch {
 	case h.PayloadType == p.web.PayloadType:
 		if p.mode == ModeRelay {
+			if p.lawToSIP != nil {
+				p.lawToSIP(pkt[h.PayloadStart:h.PayloadEnd])
+			}
 			seq, ts := f.seq.Map(h.SSRC, h.SequenceNumber, h.Timestamp)
 			f.send(rtpwire.Rewrite(pkt, h, p.sip.PayloadType, h.Marker, seq, ts, f.leg.ssrc), ts)
 			return

@@ -43,6 +43,9 @@ func (f *toWebRTC) forward(pkt []byte, h rtpwire.Header, p *plan) {
 	switch {
 	case h.PayloadType == p.sip.PayloadType:
 		if p.mode == ModeRelay {
+			if p.lawToWebRTC != nil {
+				p.lawToWebRTC(payload)
+			}
 			seq, ts := f.seq.Map(h.SSRC, h.SequenceNumber, h.Timestamp)
 			f.write(p.web.PayloadType, h.Marker, seq, ts, payload)
 			return

@@ -70,16 +70,14 @@ func (s *Session) UpdateFromSIP(ctx context.Context, offer string) (string, erro
 }
 
 // sameOrG711 finds the codec to keep on the SIP leg in a re-offer: the
-// current one, or, when transcoding (the browser leg does not care), any
-// configured G.711.
+// current one, or else any configured G.711 (the browser leg does not
+// care: a relayed call converts the law, a transcoded one encodes it).
 func (s *Session) sameOrG711(a *sdpaudio.Audio, c codecs) (sdpaudio.Format, bool) {
 	if f, ok := a.Find(c.sip.Name, 8000); ok {
 		return f, true
 	}
-	if c.mode == ModeTranscode {
-		if g711 := s.eng.sipG711(a); len(g711) > 0 {
-			return g711[0], true
-		}
+	if g711 := s.eng.sipG711(a); len(g711) > 0 {
+		return g711[0], true
 	}
 	return sdpaudio.Format{}, false
 }

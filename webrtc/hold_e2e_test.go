@@ -2,6 +2,7 @@ package webrtc_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,13 @@ func TestPhoneHoldsAndResumes(t *testing.T) {
 	grows(t, "the resumed phone", &phone.Ear)
 	phone.Ear.WaitTone(t, "the resumed phone", 1000, 5*time.Second)
 
-	if _, err := s.UpdateFromSIP(ctx, mediatest.NewPhone(t, "PCMA").SDPWith("sendrecv", 4)); err == nil {
-		t.Error("a re-offer switching a relayed call to PCMA was accepted")
+	// A re-offer in the other G.711 law is taken (the relay converts it);
+	// one with no G.711 at all is refused and the call goes on as it was.
+	if answer, err := s.UpdateFromSIP(ctx, mediatest.NewPhone(t, "PCMA").SDPWith("sendrecv", 4)); err != nil || !strings.Contains(answer, "RTP/AVP 8") {
+		t.Errorf("a re-offer switching a relayed call to PCMA: %v\n%s", err, answer)
+	}
+	if _, err := s.UpdateFromSIP(ctx, g729Offer); !errors.Is(err, webrtc.ErrNoCommonCodec) {
+		t.Errorf("a G.729 re-offer: %v", err)
 	}
 }
 

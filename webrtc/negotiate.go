@@ -61,8 +61,8 @@ func (s *Session) SecureSIPOffer(ctx context.Context) (string, error) {
 // offer of OfferFromWebRTC and returns the answer for the browser. Called
 // again with a later answer (the 200 after an early-media 183, or another
 // fork's), it points the SIP leg at that answer's address and returns the
-// same browser answer; ErrCodecChanged when the browser leg would have to
-// switch codec.
+// same browser answer; a G.711 law other than the first answer's is
+// converted on the way.
 func (s *Session) AnswerFromSIP(ctx context.Context, sipAnswer string) (string, error) {
 	unlock, err := s.enter(ctx, stateWebRTCOffered, stateActive)
 	if err != nil {
@@ -129,10 +129,11 @@ func (s *Session) reanswerFromSIP(d *sdpaudio.Description, c codecs) error {
 		last.Audio.Addr == d.Audio.Addr && last.Audio.Port == d.Audio.Port {
 		return nil // the 200 repeats the 183's SDP
 	}
+	// The browser's answer is given: its leg keeps its codec, and any
+	// G.711 the SIP side picks now is relayed (converted to the other law
+	// if need be) or transcoded as before.
 	cur := s.plan.Load()
-	if cur.mode != c.mode || cur.web.Name != c.web.Name {
-		return fmt.Errorf("%w: %s to %s", ErrCodecChanged, cur.label(), c.label())
-	}
+	c.mode, c.web, c.webTE = cur.mode, cur.web, cur.webTE
 	s.setSIPRemote(&d.Audio)
 	s.lastSIPAnswer = d
 	s.dirs.sipRemote = d.Audio.Direction
@@ -257,8 +258,14 @@ type directions struct {
 func (s *Session) replan(c codecs) {
 	d := s.dirs
 	sdp := s.sip.sdpRemote.Load()
+	var lawToSIP, lawToWebRTC func([]byte)
+	if c.mode == ModeRelay {
+		lawToSIP, lawToWebRTC = lawConversion(c.web.Name, c.sip.Name), lawConversion(c.sip.Name, c.web.Name)
+	}
 	s.plan.Store(&plan{
 		codecs:       c,
+		lawToSIP:     lawToSIP,
+		lawToWebRTC:  lawToWebRTC,
 		toSIP:        d.sip.Sends() && d.sipRemote.Receives() && d.webRemote.Sends() && sdp != nil && !sdp.rtp.Addr().IsUnspecified(),
 		toWebRTC:     d.sipRemote.Sends() && d.sip.Receives() && d.webRemote.Receives(),
 		expectSIP:    d.sipRemote.Sends() && d.sip.Receives(),

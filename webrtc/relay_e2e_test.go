@@ -3,6 +3,7 @@ package webrtc_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"callpath/internal/mediatest"
 	"callpath/webrtc"
@@ -63,4 +64,33 @@ func TestPhoneCallsBrowserPCMURelay(t *testing.T) {
 	}
 	checkTonesBothWays(t, browser, phone)
 	checkDigitsBothWays(t, browser, phone, ev)
+}
+
+// A browser that has only µ-law calls an A-law phone (a European TAS that
+// takes nothing else): the call is relayed, each payload converted to the
+// other law on the way, so silence stays silence, tones and digits cross,
+// and the metric names both laws.
+func TestBrowserCallsPhoneAcrossG711Laws(t *testing.T) {
+	mediatest.CheckGoroutines(t)
+	m := newRecordingMetrics()
+	eng := newEngine(t, m, nil)
+	ev := newCallEvents()
+	s := newSession(t, eng, ev)
+	browser := mediatest.NewBrowser(t, "PCMU")
+	phone := mediatest.NewPhone(t, "PCMA")
+
+	_, webAnswer := browserCallsPhone(t, s, browser, phone, "PCMA")
+	if !strings.Contains(webAnswer, "PCMU/8000") || strings.Contains(webAnswer, "PCMA") {
+		t.Errorf("the browser must keep PCMU:\n%s", webAnswer)
+	}
+	if info := s.Info(); info.Mode != webrtc.ModeRelay || info.Codec != "PCMU/PCMA" {
+		t.Fatalf("info %+v", info)
+	}
+	mediatest.Eventually(t, 10*time.Second, phone.Ear.Silent, "the phone hears the browser's silence")
+	mediatest.Eventually(t, 10*time.Second, browser.Ear.Silent, "the browser hears the phone's silence")
+	checkTonesBothWays(t, browser, phone)
+	checkDigitsBothWays(t, browser, phone, ev)
+	if m.get(m.started, "PCMU/PCMA/relay") != 1 {
+		t.Errorf("sessions started: %v", m.started)
+	}
 }

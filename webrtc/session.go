@@ -108,6 +108,9 @@ type plan struct {
 	// side: what it sends to us (it may differ from sipTE's, which it
 	// announced).
 	sipTERecv uint8
+	// lawToSIP and lawToWebRTC convert a relayed G.711 payload in place
+	// when the legs speak different laws; nil when they speak the same.
+	lawToSIP, lawToWebRTC func([]byte)
 }
 
 // NewSession prepares a call's media: its SIP leg's ports are bound now,
