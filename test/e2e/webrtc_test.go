@@ -255,6 +255,43 @@ func TestDeviceCallsTASThatAsksForDTLSSRTP(t *testing.T) {
 	sc.phone.WaitRequest(10*time.Second, siptest.Method(sip.BYE))
 }
 
+// With media.sip_dtls_srtp: always, a device's call offers DTLS-SRTP in
+// its first INVITE; the TAS answers it and the tones cross over SRTP.
+func TestDeviceCallsWithDTLSSRTPAlways(t *testing.T) {
+	sc := newWebRTCScene(t, "media: {sip_dtls_srtp: always}\n")
+	sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	in := sc.phone.NextCall(10 * time.Second)
+	offer := string(in.Req.Body())
+	if !strings.Contains(offer, "UDP/TLS/RTP/SAVP") || !strings.Contains(offer, "a=setup:actpass") {
+		t.Fatalf("first offer is not DTLS-SRTP:\n%s", offer)
+	}
+	remote, err := mediatest.RemoteFrom(offer, "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := sc.event(typeSessionStatus, "Connected")["answer"].(map[string]any)
+	if answer == nil {
+		t.Fatal("Connected without an answer")
+	}
+	sc.browser.Accept(t, answer["sdp"].(string))
+	if err := sc.rtp.Handshake(offer, remote); err != nil {
+		t.Fatal(err)
+	}
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.tones()
+}
+
 // A phone calls alice, whose device is registered: the B2BUA routes the
 // call to the gateway, the app gets session-invitation with a WebRTC
 // offer, its InProgress, Ringing and Connected reach the phone as 183, 180
