@@ -39,11 +39,21 @@ func TestBrowserCallsTASOverDTLSSRTP(t *testing.T) {
 			t.Fatalf("SIP offer lacks %q:\n%s", want, sipOffer)
 		}
 	}
+	answerOverDTLSSRTP(t, s, browser, tas, sipOffer)
+	checkTonesBothWays(t, browser, tas)
+	checkDigitsBothWays(t, browser, tas, ev)
+}
+
+// answerOverDTLSSRTP has tas answer the DTLS-SRTP sipOffer of a browser's
+// call through s: the browser gets the answer and connects, the TAS runs
+// its handshake against the offer.
+func answerOverDTLSSRTP(t *testing.T, s *webrtc.Session, browser *mediatest.Browser, tas *mediatest.Phone, sipOffer string) {
+	t.Helper()
 	remote, err := mediatest.RemoteFrom(sipOffer, "PCMU")
 	if err != nil {
 		t.Fatal(err)
 	}
-	webAnswer, err := s.AnswerFromSIP(ctx, tas.SDP())
+	webAnswer, err := s.AnswerFromSIP(context.Background(), tas.SDP())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +63,6 @@ func TestBrowserCallsTASOverDTLSSRTP(t *testing.T) {
 	if err := tas.Handshake(sipOffer, remote); err != nil {
 		t.Fatal(err)
 	}
-	checkTonesBothWays(t, browser, tas)
-	checkDigitsBothWays(t, browser, tas, ev)
 }
 
 // A TAS offering DTLS-SRTP (setup:actpass) calls a browser: the plane
@@ -172,16 +180,7 @@ func TestSecureSIPOfferAfterARefusal(t *testing.T) {
 	if _, err := s.SecureSIPOffer(ctx); !errors.Is(err, webrtc.ErrCallOrder) {
 		t.Fatalf("second SecureSIPOffer: %v", err)
 	}
-	webAnswer, err := s.AnswerFromSIP(ctx, tas.SDP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser.Accept(t, webAnswer)
-	browser.WaitConnected(t, 10*time.Second)
-	tas.Start(remote)
-	if err := tas.Handshake(secure, remote); err != nil {
-		t.Fatal(err)
-	}
+	answerOverDTLSSRTP(t, s, browser, tas, secure)
 	checkTonesBothWays(t, browser, tas)
 	if _, err := s.SecureSIPOffer(ctx); !errors.Is(err, webrtc.ErrCallOrder) {
 		t.Fatalf("SecureSIPOffer after the answer: %v", err)

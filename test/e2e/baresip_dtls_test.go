@@ -15,26 +15,14 @@ import (
 func TestDeviceCallsBaresipOverDTLSSRTP(t *testing.T) {
 	phone := startBaresip(t, bob, 600, baresipOptions{mediaenc: "dtls_srtp"})
 	sc := newWebRTCSceneTo(t, "sip:"+phone.addr, "")
-	code, created := sc.call("POST", "/sessions", map[string]any{
-		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
-		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d %v", code, created)
-	}
-	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	sc.callBob()
 	connected := sc.event(typeSessionStatus, "Connected")
 	answer, _ := connected["answer"].(map[string]any)
 	if answer == nil {
 		t.Fatalf("Connected event %v", connected)
 	}
 	sc.browser.Accept(t, answer["sdp"].(string))
-	sc.browser.WaitConnected(t, 10*time.Second)
-	sc.browser.ToneOn(true)
-	sc.browser.Ear.WaitTone(t, "the device", 600, 20*time.Second)
-	eventually(t, 20*time.Second, "baresip records the device's 1 kHz", func() bool { return phone.heard(1000) })
-	if !phone.printed("DTLS-SRTP complete") {
-		t.Error("baresip did not report its DTLS-SRTP handshake complete")
-	}
+	tonesWithBaresipOverSRTP(t, sc, phone)
 }
 
 // baresip, speaking DTLS-SRTP only, calls alice's device: its
@@ -55,6 +43,16 @@ func TestBaresipCallsDeviceOverDTLSSRTP(t *testing.T) {
 		"status": "Connected", "answer": map[string]any{"sdp": answer}}); code != http.StatusOK {
 		t.Fatalf("PUT Connected: %d %v", code, out)
 	}
+	tonesWithBaresipOverSRTP(t, sc, phone)
+}
+
+// tonesWithBaresipOverSRTP checks a call between the scene's device and
+// baresip once the device has the answer: its WebRTC leg connects, the
+// tones cross both ways (1 kHz from the device into baresip's recording,
+// baresip's 600 Hz to the device), and baresip says its DTLS-SRTP
+// handshake completed.
+func tonesWithBaresipOverSRTP(t *testing.T, sc *webrtcScene, phone *baresip) {
+	t.Helper()
 	sc.browser.WaitConnected(t, 10*time.Second)
 	sc.browser.ToneOn(true)
 	sc.browser.Ear.WaitTone(t, "the device", 600, 20*time.Second)

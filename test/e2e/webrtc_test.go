@@ -93,6 +93,21 @@ func (sc *webrtcScene) subscribe(typ, sessionID string) {
 	}
 }
 
+// callBob has the device call bob with the browser's offer and subscribes
+// to the new session's status; it returns the mediaSessionId.
+func (sc *webrtcScene) callBob() string {
+	sc.t.Helper()
+	code, created := sc.call("POST", "/sessions", map[string]any{
+		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
+		"offer": map[string]any{"sdp": sc.browser.Offer(sc.t)}})
+	id, _ := created["mediaSessionId"].(string)
+	if code != http.StatusCreated || id == "" {
+		sc.t.Fatalf("create: %d %v", code, created)
+	}
+	sc.subscribe(typeSessionStatus, id)
+	return id
+}
+
 // call sends a call-handling request with the registrationId header and
 // checks that its x-correlator comes back.
 func (sc *webrtcScene) call(method, path string, body any) (int, map[string]any) {
@@ -195,14 +210,7 @@ func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
 func TestDeviceCallsTASThatAsksForDTLSSRTP(t *testing.T) {
 	sc := newWebRTCScene(t, "")
 	sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
-	code, created := sc.call("POST", "/sessions", map[string]any{
-		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
-		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d %v", code, created)
-	}
-	id := created["mediaSessionId"].(string)
-	sc.subscribe(typeSessionStatus, id)
+	id := sc.callBob()
 
 	plain := sc.phone.NextCall(10 * time.Second)
 	if body := string(plain.Req.Body()); !strings.Contains(body, "RTP/AVP") || strings.Contains(body, "a=fingerprint") {
@@ -260,13 +268,7 @@ func TestDeviceCallsTASThatAsksForDTLSSRTP(t *testing.T) {
 func TestDeviceCallsWithDTLSSRTPAlways(t *testing.T) {
 	sc := newWebRTCScene(t, "media: {sip_dtls_srtp: always}\n")
 	sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
-	code, created := sc.call("POST", "/sessions", map[string]any{
-		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
-		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d %v", code, created)
-	}
-	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	sc.callBob()
 	in := sc.phone.NextCall(10 * time.Second)
 	offer := string(in.Req.Body())
 	if !strings.Contains(offer, "UDP/TLS/RTP/SAVP") || !strings.Contains(offer, "a=setup:actpass") {
@@ -486,13 +488,7 @@ func TestCallHandlingRefusals(t *testing.T) {
 // gateway stops.
 func TestShutdownHangsUpWebRTCCalls(t *testing.T) {
 	sc := newWebRTCScene(t, "")
-	code, created := sc.call("POST", "/sessions", map[string]any{
-		"originatorAddress": "tel:" + alice, "receiverAddress": "tel:" + bob,
-		"offer": map[string]any{"sdp": sc.browser.Offer(t)}})
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d %v", code, created)
-	}
-	sc.subscribe(typeSessionStatus, created["mediaSessionId"].(string))
+	sc.callBob()
 	in := sc.phone.NextCall(10 * time.Second)
 	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
 		t.Fatal(err)
