@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"callpath/internal/mediatest"
 )
 
 // A device calls baresip set up to speak DTLS-SRTP only
@@ -16,13 +18,26 @@ func TestDeviceCallsBaresipOverDTLSSRTP(t *testing.T) {
 	phone := startBaresip(t, bob, 600, baresipOptions{mediaenc: "dtls_srtp"})
 	sc := newWebRTCSceneTo(t, "sip:"+phone.addr, "")
 	sc.callBob()
-	connected := sc.event(typeSessionStatus, "Connected")
-	answer, _ := connected["answer"].(map[string]any)
-	if answer == nil {
-		t.Fatalf("Connected event %v", connected)
-	}
-	sc.browser.Accept(t, answer["sdp"].(string))
+	sc.acceptConnected()
 	tonesWithBaresipOverSRTP(t, sc, phone)
+}
+
+// A device whose browser has only µ-law calls baresip taking only A-law
+// (as many European TASes do): the media plane relays across the laws and
+// the tones cross both ways.
+func TestPCMUDeviceCallsPCMABaresip(t *testing.T) {
+	phone := startBaresip(t, bob, 600, baresipOptions{codec: "PCMA"})
+	sc := newWebRTCSceneTo(t, "sip:"+phone.addr, "")
+	sc.browser = mediatest.NewBrowser(t, "PCMU")
+	sc.callBob()
+	sc.acceptConnected()
+	sc.browser.WaitConnected(t, 10*time.Second)
+	sc.browser.ToneOn(true)
+	sc.browser.Ear.WaitTone(t, "the device", 600, 20*time.Second)
+	eventually(t, 20*time.Second, "baresip records the device's 1 kHz", func() bool { return phone.heard(1000) })
+	if got := sc.gw.metric(`callpath_media_sessions_total{codec="PCMU/PCMA",mode="relay"}`); got != "1" {
+		t.Errorf("law-converting relays counted: %q", got)
+	}
 }
 
 // baresip, speaking DTLS-SRTP only, calls alice's device: its

@@ -52,6 +52,7 @@ func (b *baresip) printed(text string) bool { return strings.Contains(b.out.Stri
 type baresipOptions struct {
 	dial     string // a URI it calls at once
 	mediaenc string // its media encryption ("dtls_srtp"): it offers and wants only that
+	codec    string // its one audio codec; PCMU when empty
 }
 
 // startBaresip runs baresip answering as number and playing freq Hz.
@@ -85,7 +86,11 @@ module account.so
 module menu.so
 snd_path %s
 `, b.addr, tone, filepath.Join(dir, "snd"))
-	accounts := fmt.Sprintf("<sip:%s@%s>;regint=0;answermode=auto;audio_codecs=PCMU", number, b.addr)
+	codec := opts.codec
+	if codec == "" {
+		codec = "PCMU"
+	}
+	accounts := fmt.Sprintf("<sip:%s@%s>;regint=0;answermode=auto;audio_codecs=%s", number, b.addr, codec)
 	if opts.mediaenc != "" {
 		accounts += ";mediaenc=" + opts.mediaenc
 		// WebRTC-style peers multiplex RTCP: one DTLS association.

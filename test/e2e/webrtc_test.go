@@ -108,6 +108,43 @@ func (sc *webrtcScene) callBob() string {
 	return id
 }
 
+// secureTASAnswers has the scene's DTLS-SRTP phone (sc.rtp) answer the
+// device's call in, whose INVITE offers DTLS-SRTP: 200 with its SDP, its
+// handshake against the offer, and tones both ways once the browser has
+// the answer.
+func (sc *webrtcScene) secureTASAnswers(in *siptest.Incoming) {
+	sc.t.Helper()
+	offer := string(in.Req.Body())
+	remote, err := mediatest.RemoteFrom(offer, "PCMU")
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.rtp.Start(remote)
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.acceptConnected()
+	if err := sc.rtp.Handshake(offer, remote); err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.browser.WaitConnected(sc.t, 10*time.Second)
+	sc.tones()
+}
+
+// acceptConnected waits for the Connected session-status event and gives
+// its SDP answer to the browser; it returns the event's data.
+func (sc *webrtcScene) acceptConnected() map[string]any {
+	sc.t.Helper()
+	connected := sc.event(typeSessionStatus, "Connected")
+	answer, _ := connected["answer"].(map[string]any)
+	sdp, _ := answer["sdp"].(string)
+	if sdp == "" {
+		sc.t.Fatalf("Connected event without an answer: %v", connected)
+	}
+	sc.browser.Accept(sc.t, sdp)
+	return connected
+}
+
 // call sends a call-handling request with the registrationId header and
 // checks that its x-correlator comes back.
 func (sc *webrtcScene) call(method, path string, body any) (int, map[string]any) {
@@ -176,12 +213,9 @@ func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
 	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
 		t.Fatal(err)
 	}
-	connected := sc.event(typeSessionStatus, "Connected")
-	answer, _ := connected["answer"].(map[string]any)
-	if answer == nil || connected["mediaSessionId"] != id || connected["subscriptionId"] == nil {
+	if connected := sc.acceptConnected(); connected["mediaSessionId"] != id || connected["subscriptionId"] == nil {
 		t.Fatalf("Connected event %v", connected)
 	}
-	sc.browser.Accept(t, answer["sdp"].(string))
 	sc.browser.WaitConnected(t, 10*time.Second)
 	sc.tones()
 
@@ -232,25 +266,7 @@ func TestDeviceCallsTASThatAsksForDTLSSRTP(t *testing.T) {
 	if a, b := sessionUUID(t, plain.Req), sessionUUID(t, in.Req); a != b {
 		t.Errorf("Session-ID %q then %q: the call's Session-ID must be kept", a, b)
 	}
-	remote, err := mediatest.RemoteFrom(offer, "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
-	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
-		t.Fatal(err)
-	}
-	connected := sc.event(typeSessionStatus, "Connected")
-	answer, _ := connected["answer"].(map[string]any)
-	if answer == nil {
-		t.Fatalf("Connected event %v", connected)
-	}
-	sc.browser.Accept(t, answer["sdp"].(string))
-	if err := sc.rtp.Handshake(offer, remote); err != nil {
-		t.Fatal(err)
-	}
-	sc.browser.WaitConnected(t, 10*time.Second)
-	sc.tones()
+	sc.secureTASAnswers(in)
 	for _, e := range sc.sink.Events() {
 		var data map[string]any
 		if e.Type == typeSessionStatus && json.Unmarshal(e.Data, &data) == nil && data["status"] != "Initial" && data["status"] != "Connected" {
@@ -274,24 +290,7 @@ func TestDeviceCallsWithDTLSSRTPAlways(t *testing.T) {
 	if !strings.Contains(offer, "UDP/TLS/RTP/SAVP") || !strings.Contains(offer, "a=setup:actpass") {
 		t.Fatalf("first offer is not DTLS-SRTP:\n%s", offer)
 	}
-	remote, err := mediatest.RemoteFrom(offer, "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
-	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := sc.event(typeSessionStatus, "Connected")["answer"].(map[string]any)
-	if answer == nil {
-		t.Fatal("Connected without an answer")
-	}
-	sc.browser.Accept(t, answer["sdp"].(string))
-	if err := sc.rtp.Handshake(offer, remote); err != nil {
-		t.Fatal(err)
-	}
-	sc.browser.WaitConnected(t, 10*time.Second)
-	sc.tones()
+	sc.secureTASAnswers(in)
 }
 
 // A phone calls alice, whose device is registered: the B2BUA routes the
