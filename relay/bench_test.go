@@ -107,3 +107,28 @@ func BenchmarkParseSinkEvent(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConnect is one app's connect from the WebSocket upgrade to the
+// hello: the access token's check, the binding's upsert in SQLite, the
+// sink credential's signature. A reconnect storm after a restart is N of
+// these; each iteration is a new device of its own subscriber, with a
+// token minted outside the timer.
+func BenchmarkConnect(b *testing.B) {
+	f := newFixture(b, nil)
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = f.token(fmt.Sprintf("+47%08d", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		conn, res, err := f.dial(tokens[i], "deviceId=bench", nil)
+		if err != nil {
+			b.Fatalf("dial: %v (%s)", err, describe(res))
+		}
+		if _, _, err := conn.ReadMessage(); err != nil {
+			b.Fatalf("hello: %v", err)
+		}
+		_ = conn.Close()
+	}
+}
