@@ -101,6 +101,61 @@ func TestTASCallsBrowserOverDTLSSRTP(t *testing.T) {
 	checkTonesBothWays(t, browser, tas)
 }
 
+// A PBX in "webrtc=yes" style offers DTLS-SRTP with ICE (credentials and a
+// host candidate, UDP/TLS/RTP/SAVPF): the plane answers without ICE
+// attributes, so the PBX proceeds at the default address (RFC 8839 §4.3),
+// and the handshake and tones work as without ICE.
+func TestICEOfferFromSIPAnsweredWithoutICE(t *testing.T) {
+	mediatest.CheckGoroutines(t)
+	eng := newEngine(t, nil, nil)
+	s := newSession(t, eng, newCallEvents())
+	browser := mediatest.NewBrowser(t, "PCMU")
+	pbx := mediatest.NewSecurePhone(t, "PCMU", "actpass")
+	ctx := context.Background()
+	offer := withICE(t, pbx.SDP(), pbx.Addr().String())
+	webOffer, err := s.OfferFromSIP(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sipAnswer, err := s.AnswerFromWebRTC(ctx, browser.Answer(t, webOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"UDP/TLS/RTP/SAVPF", "a=setup:active", "a=rtcp-mux"} {
+		if !strings.Contains(sipAnswer, want) {
+			t.Fatalf("SIP answer lacks %q:\n%s", want, sipAnswer)
+		}
+	}
+	for _, unwanted := range []string{"a=ice-", "a=candidate"} {
+		if strings.Contains(sipAnswer, unwanted) {
+			t.Fatalf("SIP answer has %q:\n%s", unwanted, sipAnswer)
+		}
+	}
+	remote, err := mediatest.RemoteFrom(sipAnswer, "PCMU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx.Start(remote)
+	if err := pbx.Handshake(sipAnswer, remote); err != nil {
+		t.Fatal(err)
+	}
+	browser.WaitConnected(t, 10*time.Second)
+	checkTonesBothWays(t, browser, pbx)
+}
+
+// withICE makes a DTLS-SRTP phone's SDP look like a WebRTC-style PBX's:
+// UDP/TLS/RTP/SAVPF with ICE credentials and a host candidate at hostPort.
+func withICE(t *testing.T, sdp, hostPort string) string {
+	t.Helper()
+	host, port, ok := strings.Cut(hostPort, ":")
+	if !ok {
+		t.Fatalf("address %q", hostPort)
+	}
+	sdp = strings.Replace(sdp, "UDP/TLS/RTP/SAVP ", "UDP/TLS/RTP/SAVPF ", 1)
+	return sdp + "a=ice-ufrag:pbxU\r\na=ice-pwd:pbxpasswordpbxpassword00\r\n" +
+		"a=candidate:1 1 UDP 2130706431 " + host + " " + port + " typ host\r\n"
+}
+
 // A TAS whose certificate is not the one its SDP's fingerprint names
 // fails the handshake: the session ends with ErrDTLSFailed, and the
 // imposter gets no keys.

@@ -331,18 +331,18 @@ func parseSDP(raw string) (*sdpaudio.Description, error) {
 }
 
 // sipTransport checks the SIP leg's transport: plain RTP (false) or
-// DTLS-SRTP (true, RFC 5764 §8), which needs a fingerprint and is done
-// without ICE; SDES-SRTP and the rest are not spoken here.
+// DTLS-SRTP (true, RFC 5764 §8), which needs a fingerprint; SDES-SRTP and
+// the rest are not spoken here. The SIP leg does no ICE: a peer's ICE
+// attributes are ignored and our SDP carries none, so an ICE agent (a PBX
+// in "webrtc=yes" style) proceeds without ICE at the default address of
+// the m= and c= lines (RFC 8839 §4.3), where the plane latches as usual.
 func sipTransport(a *sdpaudio.Audio) (secure bool, err error) {
 	switch strings.ToUpper(a.Proto) {
 	case "RTP/AVP", "RTP/AVPF":
 		return false, nil
 	case "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
-		switch {
-		case a.Fingerprint == "":
+		if a.Fingerprint == "" {
 			return false, fmt.Errorf("%w: DTLS-SRTP without a fingerprint", ErrUnsupportedTransport)
-		case a.ICE:
-			return false, fmt.Errorf("%w: ICE on the SIP leg", ErrUnsupportedTransport)
 		}
 		return true, nil
 	}
