@@ -45,7 +45,8 @@ func (a *App) startMedia(ctx context.Context) error {
 		return fmt.Errorf("media: %w", err)
 	}
 	gw, err := webrtcgw.New(webrtcgw.Config{Listen: m.GatewayListen, RingTimeout: m.RingTimeout, Retention: m.Retention,
-		SecureRetry: m.SIPDTLSSRTP == conf.SIPDTLSOn488, Log: a.log.WithField("component", "webrtc-gateway")},
+		SecureRetry: m.SIPDTLSSRTP == conf.SIPDTLSOn488, SecureFor: a.secureFor(m),
+		Log: a.log.WithField("component", "webrtc-gateway")},
 		mediaEngine{eng: eng, sipSecure: m.SIPDTLSSRTP == conf.SIPDTLSAlways}, a.camara.devices, sessionEvents{a.camara.events})
 	if err == nil {
 		err = gw.Start(ctx)
@@ -58,6 +59,20 @@ func (a *App) startMedia(ctx context.Context) error {
 		api: &camara.CallHandling{BasePath: a.cfg.CAMARA.BasePath + callHandlingPath, Verifier: a.verifier, Sessions: gw}}
 	a.breakout.Destinations = routing.DevicesFirst{Devices: a.camara.devices, Gateway: gw.URI(), Next: a.breakout.Destinations}
 	return nil
+}
+
+// secureFor tells the gateway which device calls offer DTLS-SRTP at once:
+// those whose routing plan (the same the B2BUA will make for the call)
+// rings only peers of media.dtls_srtp_peers. nil when none are listed or
+// the SIP side never gets DTLS-SRTP.
+func (a *App) secureFor(m conf.Media) func(number, receiver string) bool {
+	if len(m.DTLSSRTPPeers) == 0 || m.SIPDTLSSRTP == conf.SIPDTLSNever {
+		return nil
+	}
+	peers := routing.NewSecurePeers(m.DTLSSRTPPeers)
+	return func(number, receiver string) bool {
+		return peers.Plan(a.breakout.Plan(routing.BreakoutCall{Call: routing.Call{From: number, To: receiver}, Stage: routing.StageMO}))
+	}
 }
 
 // currentSession is the state of a subscriber's media session, in its

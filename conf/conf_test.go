@@ -76,6 +76,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"media: {ice_listen: 'stun.example.net:3478'}", "media.ice_listen"},
 		{"media: {media_timeout: 0s}", "media.media_timeout"},
 		{"media: {sip_dtls_srtp: sdes}", "media.sip_dtls_srtp"},
+		{"media: {dtls_srtp_peers: ['tas.example.net', 'sip:pbx.example.net']}", "media.dtls_srtp_peers[1]"},
+		{"media: {dtls_srtp_peers: ['pbx.example.net:99999']}", "media.dtls_srtp_peers[0]"},
 		{"sip: {listen: {udp: ''}}", "media.enabled"},
 		{"camara: {registration: {default_ttl: 1s}}", "camara.registration.default_ttl"},
 		{"camara: {delivery: {workers: 0}}", "camara.delivery.workers"},
@@ -155,4 +157,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a config Validate rejects: %v", err)
 		}
 	})
+}
+
+// Peers for DTLS-SRTP may be named by host, host:port or bracketed IPv6
+// with a port.
+func TestDTLSSRTPPeersAccepted(t *testing.T) {
+	base, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseOver(base, []byte("media: {dtls_srtp_peers: ['tas.example.net', '192.0.2.1:5061', '[2001:db8::1]:5060', '2001:db8::2']}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cfg.Media.DTLSSRTPPeers); got != 4 {
+		t.Fatalf("%d peers", got)
+	}
 }

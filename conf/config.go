@@ -194,6 +194,12 @@ type Media struct {
 	// side: SIPDTLSOn488, SIPDTLSAlways or SIPDTLSNever. SIP peers' own
 	// offers say what they want and are answered in kind.
 	SIPDTLSSRTP string `yaml:"sip_dtls_srtp"`
+	// DTLSSRTPPeers lists the SIP peers whose media is DTLS-SRTP ("WebRTC
+	// style"): hosts ("tas.example.net", any port) or host:port, matched
+	// against the targets of static routes and the sip_uri of virtual
+	// registrations. A device's call whose every branch goes to one of
+	// them offers DTLS-SRTP in its first INVITE.
+	DTLSSRTPPeers []string `yaml:"dtls_srtp_peers"`
 }
 
 // The values of media.sip_dtls_srtp.

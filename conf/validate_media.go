@@ -1,6 +1,8 @@
 package conf
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -54,9 +56,31 @@ func (c *Config) validateMedia() error {
 	default:
 		return keyError("media.sip_dtls_srtp", "want %s, %s or %s, got %q", SIPDTLSOn488, SIPDTLSAlways, SIPDTLSNever, m.SIPDTLSSRTP)
 	}
+	for i, peer := range m.DTLSSRTPPeers {
+		if err := validPeer(peer); err != nil {
+			return keyError("media.dtls_srtp_peers["+strconv.Itoa(i)+"]", "%v", err)
+		}
+	}
 	ap, err := netip.ParseAddrPort(m.GatewayListen)
 	if err != nil || !ap.Addr().IsLoopback() {
 		return keyError("media.gateway_listen", "want a loopback ip:port such as 127.0.0.1:0, got %q", m.GatewayListen)
+	}
+	return nil
+}
+
+// validPeer checks a host or host:port naming a SIP peer.
+func validPeer(peer string) error {
+	host, port := peer, ""
+	if h, p, err := net.SplitHostPort(peer); err == nil {
+		host, port = h, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("want host or host:port, got %q (port)", peer)
+		}
+	}
+	if host == "" || strings.ContainsAny(host, " /:;@?") && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		return fmt.Errorf("want host or host:port, got %q", peer)
 	}
 	return nil
 }

@@ -26,6 +26,9 @@
 // The SIP side's media is plain RTP unless a peer asks for DTLS-SRTP: a SIP
 // offer in UDP/TLS/RTP/SAVP is answered in kind, and a device's call whose
 // plain offer is refused with 488 Not Acceptable Here is sent again in a
-// new INVITE offering DTLS-SRTP (Config.SecureRetry; the operator may also
-// offer it always, media.sip_dtls_srtp).
+// new INVITE offering DTLS-SRTP (Config.SecureRetry). The operator may also
+// name the peers whose media is DTLS-SRTP by arrangement (a trunk, a
+// registration's TAS: media.dtls_srtp_peers, Config.SecureFor): a call
+// whose every branch goes to them offers DTLS-SRTP at once; or offer it
+// always (media.sip_dtls_srtp).
 package webrtcgw

@@ -34,7 +34,11 @@ type Config struct {
 	// SecureRetry sends a device's call again offering DTLS-SRTP when the
 	// SIP side answers the plain RTP offer with 488 Not Acceptable Here.
 	SecureRetry bool
-	Log         *logrus.Entry
+	// SecureFor reports whether a device's call from number to receiver
+	// goes only to SIP peers whose media is DTLS-SRTP by arrangement: its
+	// first INVITE then offers DTLS-SRTP. nil: never.
+	SecureFor func(number, receiver string) bool
+	Log       *logrus.Entry
 }
 
 func (c Config) withDefaults() Config {

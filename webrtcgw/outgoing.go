@@ -42,6 +42,9 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	}
 	s.media = media
 	sipOffer, err := media.OfferFromWebRTC(ctx, req.Offer)
+	if err == nil && g.cfg.SecureFor != nil && g.cfg.SecureFor(number, receiver) {
+		sipOffer, err = media.SecureSIPOffer(ctx)
+	}
 	if err != nil {
 		_ = media.Close(ctx)
 		return calls.Session{}, fmt.Errorf("%w: %w", calls.ErrBadOffer, err)

@@ -293,6 +293,54 @@ func TestDeviceCallsWithDTLSSRTPAlways(t *testing.T) {
 	sc.secureTASAnswers(in)
 }
 
+// media.dtls_srtp_peers names the SIP peers whose media is DTLS-SRTP by
+// arrangement. A device's call whose routing plan rings only such peers
+// offers DTLS-SRTP at once: a static route's target (listed by host:port),
+// alice's LOOP_MO TAS (listed by host). A FORK between a listed TAS and an
+// unlisted destination gets the plain offer on both branches: one INVITE's
+// SDP reaches them all.
+func TestDTLSSRTPPeersByConfiguration(t *testing.T) {
+	secureAt := func(t *testing.T, in *siptest.Incoming) bool {
+		t.Helper()
+		return strings.Contains(string(in.Req.Body()), "UDP/TLS/RTP/SAVP")
+	}
+	t.Run("static route", func(t *testing.T) {
+		phone := siptest.NewPhone(t, "udp")
+		sc := newWebRTCSceneTo(t, phone.Addr, fmt.Sprintf("media: {dtls_srtp_peers: [%q]}\n", phone.Addr))
+		sc.phone = phone
+		sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
+		sc.callBob()
+		in := sc.phone.NextCall(10 * time.Second)
+		if !secureAt(t, in) {
+			t.Fatalf("first offer to a listed trunk is not DTLS-SRTP:\n%s", in.Req.Body())
+		}
+		sc.secureTASAnswers(in)
+	})
+	t.Run("LOOP_MO TAS", func(t *testing.T) {
+		sc := newWebRTCScene(t, breakoutConfig+"media: {dtls_srtp_peers: ['127.0.0.2']}\n")
+		tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
+		sc.gw.register(alice, registry.RouteLoopMO, tas, "", "")
+		sc.rtp = mediatest.NewSecurePhone(t, "PCMU", "active")
+		sc.callBob()
+		in := tas.NextCall(10 * time.Second)
+		if !secureAt(t, in) {
+			t.Fatalf("first offer to a listed TAS is not DTLS-SRTP:\n%s", in.Req.Body())
+		}
+		sc.secureTASAnswers(in)
+	})
+	t.Run("FORK with an unlisted destination", func(t *testing.T) {
+		sc := newWebRTCScene(t, breakoutConfig+"media: {dtls_srtp_peers: ['127.0.0.2']}\n")
+		tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
+		sc.gw.register(alice, registry.RouteFork, tas, "", "")
+		sc.callBob()
+		for _, in := range []*siptest.Incoming{tas.NextCall(10 * time.Second), sc.phone.NextCall(10 * time.Second)} {
+			if secureAt(t, in) {
+				t.Errorf("a branch of a mixed fork got DTLS-SRTP:\n%s", in.Req.Body())
+			}
+		}
+	})
+}
+
 // A phone calls alice, whose device is registered: the B2BUA routes the
 // call to the gateway, the app gets session-invitation with a WebRTC
 // offer, its InProgress, Ringing and Connected reach the phone as 183, 180
