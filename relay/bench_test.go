@@ -132,3 +132,30 @@ func BenchmarkConnect(b *testing.B) {
 		_ = conn.Close()
 	}
 }
+
+// BenchmarkConnectParallel is BenchmarkConnect with 64 apps connecting at
+// once, as after a restart of the relay.
+func BenchmarkConnectParallel(b *testing.B) {
+	f := newFixture(b, nil)
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = f.token(fmt.Sprintf("+47%08d", i))
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			conn, res, err := f.dial(tokens[next.Add(1)-1], "deviceId=bench", nil)
+			if err != nil {
+				b.Errorf("dial: %v (%s)", err, describe(res))
+				return
+			}
+			if _, _, err := conn.ReadMessage(); err != nil {
+				b.Errorf("hello: %v", err)
+			}
+			_ = conn.Close()
+		}
+	})
+}

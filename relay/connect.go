@@ -75,7 +75,7 @@ func (r *Relay) serveConnect(w http.ResponseWriter, req *http.Request) {
 
 	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
 	defer cancel()
-	hello, binding, e := r.attach(ctx, req, id)
+	hello, binding, created, e := r.attach(ctx, req, id)
 	if e != nil {
 		result := resultUnavailable
 		switch e.Status {
@@ -108,7 +108,9 @@ func (r *Relay) serveConnect(w http.ResponseWriter, req *http.Request) {
 	// The session takes the binding before the hello goes out, so that a
 	// connection whose hello has arrived is never taken over by one that
 	// began earlier. Nothing is written to it before start.
-	s := newSession(r, conn, binding.ID, binding.DeviceID, binding.ExpiredUnreported)
+	// A binding made by this connect has an empty queue (its sink is in the
+	// hello, not yet sent): its session need not read the store first.
+	s := newSession(r, conn, binding.ID, binding.DeviceID, binding.ExpiredUnreported, !created)
 	if old := r.hub.attach(s); old != nil {
 		old.close(CloseReplaced, "another connection took over the binding", reasonReplaced)
 	}
@@ -184,11 +186,11 @@ func (r *Relay) identify(req *http.Request) (identity, *SinkError) {
 
 // attach finds or creates the binding with a new sink token and builds the
 // hello.
-func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hello, store.RelayBinding, *SinkError) {
+func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hello, store.RelayBinding, bool, *SinkError) {
 	unavailable := &SinkError{http.StatusServiceUnavailable, "UNAVAILABLE", "the relay's store is unavailable; connect again"}
 	sinkToken, hash, err := newSinkToken()
 	if err != nil {
-		return Hello{}, store.RelayBinding{}, unavailable
+		return Hello{}, store.RelayBinding{}, false, unavailable
 	}
 	now := time.Now()
 	sinkExp := now.Add(r.cfg.SinkTokenTTL).Truncate(time.Second)
@@ -199,12 +201,12 @@ func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hel
 	})
 	switch {
 	case errors.Is(err, store.ErrRelayBindingNotFound):
-		return Hello{}, b, &SinkError{http.StatusGone, "GONE", "the binding of this relay token is gone: connect with an access token and a deviceId"}
+		return Hello{}, b, false, &SinkError{http.StatusGone, "GONE", "the binding of this relay token is gone: connect with an access token and a deviceId"}
 	case errors.Is(err, store.ErrRelayBindingLimit):
-		return Hello{}, b, &SinkError{http.StatusTooManyRequests, "QUOTA_EXCEEDED", "this owner holds the most bindings allowed (relay.max_bindings_per_owner)"}
+		return Hello{}, b, false, &SinkError{http.StatusTooManyRequests, "QUOTA_EXCEEDED", "this owner holds the most bindings allowed (relay.max_bindings_per_owner)"}
 	case err != nil:
 		r.log.WithError(err).Error("attaching a relay binding failed")
-		return Hello{}, b, unavailable
+		return Hello{}, b, false, unavailable
 	}
 	r.tokens.remove(done.Trimmed)
 	r.tokens.add(hash, b.ID, sinkExp)
@@ -220,11 +222,11 @@ func (r *Relay) attach(ctx context.Context, req *http.Request, id identity) (Hel
 		tok, exp, err := r.cfg.BindingTokens.mint(b.ID)
 		if err != nil {
 			r.log.WithError(err).Error("minting a relay token failed")
-			return Hello{}, b, unavailable
+			return Hello{}, b, false, unavailable
 		}
 		h.RelayToken, h.RelayTokenExpiresUtc = tok, exp.UTC().Format(time.RFC3339)
 	}
-	return h, b, nil
+	return h, b, done.Created, nil
 }
 
 func afterParam(req *http.Request) (int64, error) {

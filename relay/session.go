@@ -62,12 +62,14 @@ type sentEvent struct {
 	id  string
 }
 
-func newSession(r *Relay, conn *websocket.Conn, bindingID, deviceID string, expired int) *session {
+// newSession is a binding's new socket; behind says its queue may hold
+// events (false only for a binding this connect created).
+func newSession(r *Relay, conn *websocket.Conn, bindingID, deviceID string, expired int, behind bool) *session {
 	return &session{r: r, conn: conn, bindingID: bindingID, deviceID: deviceID,
 		// Until start, the session counts as pumping: offers only queue,
 		// so nothing is written before the hello or read from the store
 		// before the acknowledgements of the previous socket are flushed.
-		pumping: true, behind: true, expired: expired}
+		pumping: true, behind: behind, expired: expired}
 }
 
 // start begins reading and writing, after the hello.
