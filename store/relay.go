@@ -109,7 +109,7 @@ func (db *DB) AttachRelayBinding(ctx context.Context, a RelayAttach) (b RelayBin
 			a.TokenHash, b.ID, formatTime(a.TokenExpires)); err != nil {
 			return fmt.Errorf("relay sink token: %w", err)
 		}
-		if a.KeepTokens > 0 {
+		if a.KeepTokens > 0 && !done.Created { // a new binding holds one token
 			// The limit is written into the SQL: bound, it made SQLite
 			// prepare the statement again on every run.
 			rows, err := tx.query(`DELETE FROM relay_sink_token WHERE binding_id = ? AND hash NOT IN
