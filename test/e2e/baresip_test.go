@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -131,27 +132,42 @@ snd_path %s
 	return b
 }
 
-// freeUDPPairPort finds a port free for UDP and TCP, with the next two
-// free as well (baresip binds port+1).
+// freeUDPPairPort finds a port for baresip's SIP: free for UDP and TCP,
+// with the next two free as well (baresip binds its TLS listener on
+// port+1). It is picked below the kernel's ephemeral range (32768 up), so
+// the test's own client connections cannot take port+1 between this check
+// and baresip's start, as they did when the port came from the ephemeral
+// range.
 func freeUDPPairPort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		p := freePort(t)
-		ok := true
-		for _, q := range []int{p, p + 1, p + 2} {
-			u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(q))
-			if err != nil {
-				ok = false
-				break
-			}
-			_ = u.Close()
-		}
-		if ok {
+	const low, high = 30000, 32760
+	for range 200 {
+		p := low + rand.IntN(high-low)
+		if portsFree(p, p+1, p+2) {
 			return p
 		}
 	}
-	t.Fatal("no free port pair")
+	t.Fatal("no free port triple below the ephemeral range")
 	return 0
+}
+
+// portsFree reports whether each port can be bound on 127.0.0.1 for UDP
+// and for TCP.
+func portsFree(ports ...int) bool {
+	for _, q := range ports {
+		addr := "127.0.0.1:" + strconv.Itoa(q)
+		u, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return false
+		}
+		_ = u.Close()
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+	}
+	return true
 }
 
 // writeWAV writes seconds of a sine of freq Hz, mono 16-bit at rate.
