@@ -44,6 +44,7 @@ func (g *Gateway) Create(ctx context.Context, number, regID string, req calls.Se
 	sipOffer, err := media.OfferFromWebRTC(ctx, req.Offer)
 	if err == nil && g.cfg.SecureFor != nil && g.cfg.SecureFor(number, receiver) {
 		sipOffer, err = media.SecureSIPOffer(ctx)
+		s.offeredSecure = true
 	}
 	if err != nil {
 		_ = media.Close(ctx)
@@ -119,7 +120,7 @@ func (s *session) runOutgoing(wait context.Context, cancel context.CancelFunc) {
 	ctx := context.Background()
 	err := s.awaitAnswer(wait)
 	var failed *sipgo.ErrDialogResponse
-	if errors.As(err, &failed) && failed.Res.StatusCode == sip.StatusNotAcceptableHere && s.g.cfg.SecureRetry {
+	if errors.As(err, &failed) && failed.Res.StatusCode == sip.StatusNotAcceptableHere && s.g.cfg.SecureRetry && !s.offeredSecure {
 		switch rerr := s.offerSecure(wait); {
 		case rerr == nil:
 			err = s.awaitAnswer(wait) // CANCELs if the device hung up meanwhile
@@ -219,6 +220,7 @@ func (s *session) offerSecure(wait context.Context) error {
 	}
 	callID := uuid.NewString()
 	s.g.rekey(s, callID)
+	s.offeredSecure = true
 	s.log.WithField("new_call_id", callID).Info("488 to plain RTP: offering DTLS-SRTP in a new INVITE")
 	dlg, err := s.g.dialogs.WriteInvite(wait, s.newInvite(proxy, callID, offer))
 	if err != nil {

@@ -30,12 +30,15 @@ type session struct {
 	over    bool   // ended: the status is terminal
 
 	// Outgoing calls.
-	receiver     string // the INVITE's user part
-	sessionID    string // its Session-ID (RFC 7989), kept when it is sent again
-	uac          *sipgo.DialogClientSession
-	cancelOut    context.CancelFunc // stops waiting for the answer: CANCEL
-	cancelledAs  calls.Status       // the status a cancelled call ends in
-	cancelReason string
+	receiver  string // the INVITE's user part
+	sessionID string // its Session-ID (RFC 7989), kept when it is sent again
+	// offeredSecure: the INVITE offers DTLS-SRTP (a 488 to it is final).
+	// Set before runOutgoing starts and by it only.
+	offeredSecure bool
+	uac           *sipgo.DialogClientSession
+	cancelOut     context.CancelFunc // stops waiting for the answer: CANCEL
+	cancelledAs   calls.Status       // the status a cancelled call ends in
+	cancelReason  string
 
 	// ended is closed when the session reaches a terminal status.
 	ended chan struct{}

@@ -316,6 +316,22 @@ func TestDTLSSRTPPeersByConfiguration(t *testing.T) {
 		}
 		sc.secureTASAnswers(in)
 	})
+	t.Run("488 to the DTLS-SRTP offer is final", func(t *testing.T) {
+		phone := siptest.NewPhone(t, "udp")
+		sc := newWebRTCSceneTo(t, phone.Addr, fmt.Sprintf("media: {dtls_srtp_peers: [%q]}\n", phone.Addr))
+		sc.phone = phone
+		sc.callBob()
+		in := sc.phone.NextCall(10 * time.Second)
+		if !secureAt(t, in) {
+			t.Fatalf("first offer to a listed trunk is not DTLS-SRTP:\n%s", in.Req.Body())
+		}
+		if err := in.Respond(488, "Not Acceptable Here", nil); err != nil {
+			t.Fatal(err)
+		}
+		// Sent again, the call would wait for an answer the phone never
+		// gives, and the device would not hear Failed.
+		sc.event(typeSessionStatus, "Failed")
+	})
 	t.Run("LOOP_MO TAS", func(t *testing.T) {
 		sc := newWebRTCScene(t, breakoutConfig+"media: {dtls_srtp_peers: ['127.0.0.2']}\n")
 		tas := siptest.NewPhoneOn(t, "udp", "127.0.0.2")
