@@ -39,11 +39,12 @@ func (s *Session) OfferFromWebRTC(ctx context.Context, browserOffer string) (str
 }
 
 // SecureSIPOffer makes the SIP offer of a browser's call again, over
-// DTLS-SRTP, after the SIP side refused the plain RTP one with 488 Not
-// Acceptable Here: a TAS that wants "WebRTC style" media says so that way.
-// Same formats and port, UDP/TLS/RTP/SAVP with our fingerprint and
-// a=setup:actpass (RFC 5763 §5). It goes out in a new INVITE; ErrCallOrder
-// once an answer was taken or when the offer already was DTLS-SRTP.
+// DTLS-SRTP: when the SIP side refused the plain RTP one with 488 Not
+// Acceptable Here (a TAS that wants "WebRTC style" media says so that
+// way), or before the first INVITE when the operator lists the peers the
+// call goes to as wanting it. Same formats and port, UDP/TLS/RTP/SAVP with our fingerprint and
+// a=setup:actpass (RFC 5763 §5). ErrCallOrder once an answer was taken or
+// when the offer already was DTLS-SRTP.
 func (s *Session) SecureSIPOffer(ctx context.Context) (string, error) {
 	unlock, err := s.enter(ctx, stateWebRTCOffered)
 	if err != nil {
