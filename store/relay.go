@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
@@ -273,23 +274,37 @@ type RelayAppended struct {
 	Dropped   int   // oldest events dropped to make room
 }
 
+// boundedRelayInserts holds the text of boundedRelayInsert per limit: it
+// is built once, not for every event.
+var boundedRelayInserts sync.Map // int → string
+
+// boundedRelayInsert is the insert of an event into a queue of at most max
+// events. One statement inserts only while the queue has room: its count
+// stops past the limit, so a full queue costs at most max index entries,
+// never a table scan. The limit is written into the SQL: bound, it made
+// SQLite prepare the statement again on every run.
+func boundedRelayInsert(max int) string {
+	if sql, ok := boundedRelayInserts.Load(max); ok {
+		return sql.(string)
+	}
+	n := strconv.Itoa(max)
+	sql := `INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) SELECT ?, ?, ?, ?
+		WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM relay_event WHERE binding_id = ? LIMIT ` + n + `)) < ` + n
+	boundedRelayInserts.Store(max, sql)
+	return sql
+}
+
 // AppendRelayEvent queues e for its binding within limits, in one
 // transaction: when it returns without error the event is committed.
 func (db *DB) AppendRelayEvent(ctx context.Context, e RelayEvent, limits RelayQueueLimits) (RelayAppended, error) {
 	var out RelayAppended
 	err := db.Update(ctx, func(tx *Tx) error {
 		out = RelayAppended{}
-		args := []any{e.BindingID, e.EventID, e.Body, formatTime(e.CreatedAt)}
+		args := make([]any, 4, 5)
+		args[0], args[1], args[2], args[3] = e.BindingID, e.EventID, e.Body, formatTime(e.CreatedAt)
 		insert := `INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) VALUES (?, ?, ?, ?)`
 		if limits.MaxEvents > 0 && !limits.DropOldest {
-			// One statement inserts only while the queue has room: its
-			// count stops past the limit, so a full queue costs at most
-			// MaxEvents index entries, never a table scan. The limit is
-			// written into the SQL: bound, it made SQLite prepare the
-			// statement again on every run.
-			max := strconv.Itoa(limits.MaxEvents)
-			insert = `INSERT OR IGNORE INTO relay_event (binding_id, event_id, body, created_at) SELECT ?, ?, ?, ?
-				WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM relay_event WHERE binding_id = ? LIMIT ` + max + `)) < ` + max
+			insert = boundedRelayInsert(limits.MaxEvents)
 			args = append(args, e.BindingID)
 		}
 		res, err := tx.exec(insert, args...)
