@@ -25,19 +25,7 @@ ROUNDS=3
 SUBSCRIBERS=10000
 PORT_BASE=26180
 OUT=""
-while [[ $# -gt 0 ]]; do
-	case "$1" in
-	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
-	--conns) CONNS="${2:?}"; shift 2 ;;
-	--duration) DURATION="${2:?}"; shift 2 ;;
-	--rounds) ROUNDS="${2:?}"; shift 2 ;;
-	--subscribers) SUBSCRIBERS="${2:?}"; shift 2 ;;
-	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
-	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) die "unknown argument: $1" ;;
-	esac
-done
+parse_args callpath-cmd=CALLPATH_CMD conns=CONNS duration=DURATION rounds=ROUNDS subscribers=SUBSCRIBERS port-base=PORT_BASE out=OUT -- "$@"
 [[ -n "$CALLPATH_CMD" ]] || die "--callpath-cmd is required"
 OUT="$(bench_out "$OUT" apibench)"
 BARE_PORT=$PORT_BASE

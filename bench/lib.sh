@@ -20,3 +20,25 @@ bench_out() {
 	mkdir -p "$dir"
 	echo "$dir"
 }
+
+# parse_args NAME=VAR ... -- "$@" sets shell variable VAR from each
+# "--NAME VALUE" of the arguments; -h/--help prints usage, anything else
+# stops the script. The variables keep their defaults when not given.
+parse_args() {
+	local -A vars=()
+	while [[ $# -gt 0 && "$1" != -- ]]; do
+		vars["--${1%%=*}"]="${1#*=}"
+		shift
+	done
+	[[ $# -gt 0 ]] && shift
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		-h | --help) usage; exit 0 ;;
+		esac
+		local var="${vars[$1]:-}"
+		[[ -n "$var" ]] || die "unknown argument: $1"
+		[[ $# -ge 2 ]] || die "$1 needs a value"
+		printf -v "$var" '%s' "$2"
+		shift 2
+	done
+}

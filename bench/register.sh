@@ -38,21 +38,7 @@ MARGIN=10
 DURATION=180
 PORT_BASE=26060
 OUT=""
-
-
-while [[ $# -gt 0 ]]; do
-	case "$1" in
-	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
-	--count) COUNT="${2:?}"; shift 2 ;;
-	--expires) EXPIRES="${2:?}"; shift 2 ;;
-	--margin) MARGIN="${2:?}"; shift 2 ;;
-	--duration) DURATION="${2:?}"; shift 2 ;;
-	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
-	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) die "unknown argument: $1" ;;
-	esac
-done
+parse_args callpath-cmd=CALLPATH_CMD count=COUNT expires=EXPIRES margin=MARGIN duration=DURATION port-base=PORT_BASE out=OUT -- "$@"
 [[ -n "$CALLPATH_CMD" ]] || die "--callpath-cmd is required"
 for n in "$COUNT" "$EXPIRES" "$MARGIN" "$DURATION" "$PORT_BASE"; do
 	[[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"

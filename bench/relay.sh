@@ -29,19 +29,7 @@ DURATION=20
 ROUNDS=3
 PORT_BASE=26190
 OUT=""
-while [[ $# -gt 0 ]]; do
-	case "$1" in
-	--callpath-cmd) CALLPATH_CMD="${2:?}"; shift 2 ;;
-	--conns) CONNS="${2:?}"; shift 2 ;;
-	--rate) RATE="${2:?}"; shift 2 ;;
-	--duration) DURATION="${2:?}"; shift 2 ;;
-	--rounds) ROUNDS="${2:?}"; shift 2 ;;
-	--port-base) PORT_BASE="${2:?}"; shift 2 ;;
-	--out) OUT="${2:?}"; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) die "unknown argument: $1" ;;
-	esac
-done
+parse_args callpath-cmd=CALLPATH_CMD conns=CONNS rate=RATE duration=DURATION rounds=ROUNDS port-base=PORT_BASE out=OUT -- "$@"
 [[ -n "$CALLPATH_CMD" ]] || die "--callpath-cmd is required"
 OUT="$(bench_out "$OUT" relaybench)"
 
