@@ -111,14 +111,7 @@ func TestICENeverCompletingEndsTheSession(t *testing.T) {
 	if _, err := s.AnswerFromSIP(ctx, phone.SDP()); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case reason := <-ev.ended:
-		if !errors.Is(reason, webrtc.ErrICETimeout) {
-			t.Fatalf("ended with %v", reason)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the session did not end")
-	}
+	ev.waitEnd(t, webrtc.ErrICETimeout, 10*time.Second, "ICE never completing")
 	if !errors.Is(s.Err(), webrtc.ErrICETimeout) {
 		t.Errorf("Err() = %v", s.Err())
 	}

@@ -65,6 +65,37 @@ func answerOverDTLSSRTP(t *testing.T, s *webrtc.Session, browser *mediatest.Brow
 	}
 }
 
+// secureTASCalls has tas, whose SDP offer is offer, call the browser
+// through s: the SIP answer must hold each of want; the TAS runs its
+// handshake against it and the browser connects. It returns the answer.
+func secureTASCalls(t *testing.T, s *webrtc.Session, browser *mediatest.Browser, tas *mediatest.Phone, offer, codec string, want ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	webOffer, err := s.OfferFromSIP(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sipAnswer, err := s.AnswerFromWebRTC(ctx, browser.Answer(t, webOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(sipAnswer, w) {
+			t.Fatalf("SIP answer lacks %q:\n%s", w, sipAnswer)
+		}
+	}
+	remote, err := mediatest.RemoteFrom(sipAnswer, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tas.Start(remote)
+	if err := tas.Handshake(sipAnswer, remote); err != nil {
+		t.Fatal(err)
+	}
+	browser.WaitConnected(t, 10*time.Second)
+	return sipAnswer
+}
+
 // A TAS offering DTLS-SRTP (setup:actpass) calls a browser: the plane
 // answers setup:active and starts the handshake itself.
 func TestTASCallsBrowserOverDTLSSRTP(t *testing.T) {
@@ -74,30 +105,7 @@ func TestTASCallsBrowserOverDTLSSRTP(t *testing.T) {
 	s := newSession(t, eng, ev)
 	browser := mediatest.NewBrowser(t, "PCMA")
 	tas := mediatest.NewSecurePhone(t, "PCMA", "actpass")
-	ctx := context.Background()
-
-	webOffer, err := s.OfferFromSIP(ctx, tas.SDP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sipAnswer, err := s.AnswerFromWebRTC(ctx, browser.Answer(t, webOffer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"UDP/TLS/RTP/SAVP", "a=fingerprint:sha-256 ", "a=setup:active", "a=rtcp-mux"} {
-		if !strings.Contains(sipAnswer, want) {
-			t.Fatalf("SIP answer lacks %q:\n%s", want, sipAnswer)
-		}
-	}
-	remote, err := mediatest.RemoteFrom(sipAnswer, "PCMA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tas.Start(remote)
-	if err := tas.Handshake(sipAnswer, remote); err != nil {
-		t.Fatal(err)
-	}
-	browser.WaitConnected(t, 10*time.Second)
+	secureTASCalls(t, s, browser, tas, tas.SDP(), "PCMA", "UDP/TLS/RTP/SAVP", "a=fingerprint:sha-256 ", "a=setup:active", "a=rtcp-mux")
 	checkTonesBothWays(t, browser, tas)
 }
 
@@ -111,35 +119,13 @@ func TestICEOfferFromSIPAnsweredWithoutICE(t *testing.T) {
 	s := newSession(t, eng, newCallEvents())
 	browser := mediatest.NewBrowser(t, "PCMU")
 	pbx := mediatest.NewSecurePhone(t, "PCMU", "actpass")
-	ctx := context.Background()
-	offer := withICE(t, pbx.SDP(), pbx.Addr().String())
-	webOffer, err := s.OfferFromSIP(ctx, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sipAnswer, err := s.AnswerFromWebRTC(ctx, browser.Answer(t, webOffer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"UDP/TLS/RTP/SAVPF", "a=setup:active", "a=rtcp-mux"} {
-		if !strings.Contains(sipAnswer, want) {
-			t.Fatalf("SIP answer lacks %q:\n%s", want, sipAnswer)
-		}
-	}
+	sipAnswer := secureTASCalls(t, s, browser, pbx, withICE(t, pbx.SDP(), pbx.Addr().String()), "PCMU",
+		"UDP/TLS/RTP/SAVPF", "a=setup:active", "a=rtcp-mux")
 	for _, unwanted := range []string{"a=ice-", "a=candidate"} {
 		if strings.Contains(sipAnswer, unwanted) {
 			t.Fatalf("SIP answer has %q:\n%s", unwanted, sipAnswer)
 		}
 	}
-	remote, err := mediatest.RemoteFrom(sipAnswer, "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pbx.Start(remote)
-	if err := pbx.Handshake(sipAnswer, remote); err != nil {
-		t.Fatal(err)
-	}
-	browser.WaitConnected(t, 10*time.Second)
 	checkTonesBothWays(t, browser, pbx)
 }
 
@@ -186,14 +172,7 @@ func TestDTLSSRTPFingerprintMismatchEndsTheCall(t *testing.T) {
 	if err := imposter.Handshake(sipOffer, remote); err == nil {
 		t.Fatal("the imposter completed a handshake")
 	}
-	select {
-	case reason := <-ev.ended:
-		if !errors.Is(reason, webrtc.ErrDTLSFailed) {
-			t.Fatalf("ended with %v", reason)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the session did not end")
-	}
+	ev.waitEnd(t, webrtc.ErrDTLSFailed, 15*time.Second, "a fingerprint mismatch")
 	mediatest.Eventually(t, 5*time.Second, func() (bool, string) {
 		return m.get(m.setup, "sip_dtls") == 1, "not counted"
 	}, "the failure is counted")

@@ -2,6 +2,7 @@ package webrtc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -103,6 +104,22 @@ type callEvents struct {
 
 func newCallEvents() *callEvents {
 	return &callEvents{ended: make(chan error, 1), dtmf: map[string]string{}}
+}
+
+// waitEnd waits up to within for the session to end by itself with a
+// reason that is want; it fails the test with what, and returns when.
+func (c *callEvents) waitEnd(t *testing.T, want error, within time.Duration, what string) time.Time {
+	t.Helper()
+	select {
+	case reason := <-c.ended:
+		if !errors.Is(reason, want) {
+			t.Fatalf("ended with %v, want %v", reason, want)
+		}
+		return time.Now()
+	case <-time.After(within):
+		t.Fatalf("%s: the session did not end within %v", what, within)
+		return time.Time{}
+	}
 }
 
 func (c *callEvents) options(id string) webrtc.SessionOptions {

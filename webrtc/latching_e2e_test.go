@@ -2,7 +2,6 @@ package webrtc_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strconv"
 	"testing"
@@ -104,16 +103,8 @@ func TestMediaTimeoutEndsTheCall(t *testing.T) {
 	}
 	stopped := time.Now()
 	phone.Pause()
-	select {
-	case reason := <-ev.ended:
-		if !errors.Is(reason, webrtc.ErrMediaTimeout) {
-			t.Fatalf("ended with %v", reason)
-		}
-		if took := time.Since(stopped); took < 500*time.Millisecond || took > 3*time.Second {
-			t.Errorf("ended %v after the phone went silent, timeout 600ms", took)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the call did not end")
+	if took := ev.waitEnd(t, webrtc.ErrMediaTimeout, 10*time.Second, "the phone went silent").Sub(stopped); took < 500*time.Millisecond || took > 3*time.Second {
+		t.Errorf("ended %v after the phone went silent, timeout 600ms", took)
 	}
 	mediatest.Eventually(t, 5*time.Second, func() (bool, string) {
 		return m.get(m.ended, "media_timeout") == 1, "not counted"
@@ -203,14 +194,7 @@ func TestSilentRingingIsNotTimedOut(t *testing.T) {
 		return s.Info().SIPPackets > 10, "no packets from the phone"
 	}, "the callee's media arrives")
 	phone.Pause()
-	select {
-	case reason := <-ev.ended:
-		if !errors.Is(reason, webrtc.ErrMediaTimeout) {
-			t.Fatalf("ended with %v", reason)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the call did not end after the callee went silent: %+v", s.Info())
-	}
+	ev.waitEnd(t, webrtc.ErrMediaTimeout, 10*time.Second, "the callee went silent")
 }
 
 // Once the call is answered, a callee that never sends anything is timed
@@ -234,12 +218,5 @@ func TestAnsweredSilentCalleeIsTimedOut(t *testing.T) {
 	browser.WaitConnected(t, 10*time.Second)
 	browser.ToneOn(true)
 	s.Answered()
-	select {
-	case reason := <-ev.ended:
-		if !errors.Is(reason, webrtc.ErrMediaTimeout) {
-			t.Fatalf("ended with %v", reason)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("an answered callee that never sent anything was not timed out: %+v", s.Info())
-	}
+	ev.waitEnd(t, webrtc.ErrMediaTimeout, 10*time.Second, "an answered callee that never sent anything")
 }
