@@ -185,11 +185,7 @@ func TestSilentRingingIsNotTimedOut(t *testing.T) {
 	case <-time.After(5 * 300 * time.Millisecond):
 	}
 	// Answered: the callee's media starts, then stops: now it is timed.
-	remote, err := mediatest.RemoteFrom(sipOffer, "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone.Start(remote)
+	phone.StartTo(t, sipOffer)
 	mediatest.Eventually(t, 5*time.Second, func() (bool, string) {
 		return s.Info().SIPPackets > 10, "no packets from the phone"
 	}, "the callee's media arrives")

@@ -164,11 +164,7 @@ func TestDeviceCallsPhone(t *testing.T) {
 	if in.Req.From().Address.User != alice || in.Req.Recipient.User != bob || in.Req.GetHeader("Session-ID") == nil {
 		t.Fatalf("INVITE %s", in.Req)
 	}
-	remote, err := mediatest.RemoteFrom(string(in.Req.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtp.Start(remote)
+	rtp.StartTo(t, string(in.Req.Body()))
 	if err := in.Respond(180, "Ringing", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +288,7 @@ func TestPhoneCallsDevice(t *testing.T) {
 	if len(got) < 3 || got[len(got)-3] != 183 || got[len(got)-2] != 180 || got[len(got)-1] != 200 {
 		t.Fatalf("responses %v, want ... 183 180 200", got)
 	}
-	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtp.Start(remote)
+	rtp.StartTo(t, string(dlg.InviteResponse.Body()))
 	browser.WaitConnected(t, 10*time.Second)
 	tones(t, browser, rtp)
 

@@ -220,6 +220,18 @@ func RemoteFrom(raw, codecName string) (netip.AddrPort, error) {
 	return netip.AddrPort{}, errors.New("no audio stream")
 }
 
+// StartTo starts the phone sending to the address of the other side's SDP
+// (which must list the phone's codec) and returns that address.
+func (p *Phone) StartTo(t testing.TB, peerSDP string) netip.AddrPort {
+	t.Helper()
+	remote, err := RemoteFrom(peerSDP, p.codec)
+	if err != nil {
+		t.Fatalf("the other side's SDP: %v\n%s", err, peerSDP)
+	}
+	p.Start(remote)
+	return remote
+}
+
 // Start sends to remote every 20 ms until Close or Pause (and again
 // after a Pause).
 func (p *Phone) Start(remote netip.AddrPort) {

@@ -187,11 +187,7 @@ func TestBrowserSoftphone(t *testing.T) {
 	// The browser calls the phone.
 	sc.run(`callpathDemo.call("`+bob+`").then(() => callpathDemo.status)`, &status)
 	in := sc.phone.NextCall(15 * time.Second)
-	remote, err := mediatest.RemoteFrom(string(in.Req.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
+	sc.rtp.StartTo(t, string(in.Req.Body()))
 	if err := in.Respond(180, "Ringing", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +223,7 @@ func TestBrowserSoftphone(t *testing.T) {
 	if err := dlg.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	remote, err = mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	callerRTP.Start(remote)
+	callerRTP.StartTo(t, string(dlg.InviteResponse.Body()))
 	callerRTP.Ear.WaitTone(t, "the calling phone", 1000, 15*time.Second)
 	callerRTP.ToneOn(true)
 	sc.until("the browser hears the caller", `callpathDemo.hears(1000) > 0.5`, 15*time.Second)

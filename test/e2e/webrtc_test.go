@@ -115,11 +115,7 @@ func (sc *webrtcScene) callBob() string {
 func (sc *webrtcScene) secureTASAnswers(in *siptest.Incoming) {
 	sc.t.Helper()
 	offer := string(in.Req.Body())
-	remote, err := mediatest.RemoteFrom(offer, "PCMU")
-	if err != nil {
-		sc.t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
+	remote := sc.rtp.StartTo(sc.t, offer)
 	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
 		sc.t.Fatal(err)
 	}
@@ -201,11 +197,7 @@ func TestDeviceCallsPhoneThroughTheB2BUA(t *testing.T) {
 	if in.Req.From().Address.User != alice || in.Req.Recipient.User != bob || in.Req.GetHeader("Session-ID") == nil {
 		t.Fatalf("INVITE at the phone:\n%s", in.Req)
 	}
-	remote, err := mediatest.RemoteFrom(string(in.Req.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
+	sc.rtp.StartTo(t, string(in.Req.Body()))
 	if err := in.Respond(180, "Ringing", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -429,11 +421,7 @@ func phoneCallsDevice(t *testing.T, secure bool) {
 		t.Fatal(err)
 	}
 	sipAnswer := string(dlg.InviteResponse.Body())
-	remote, err := mediatest.RemoteFrom(sipAnswer, "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
+	remote := sc.rtp.StartTo(t, sipAnswer)
 	if secure {
 		if !strings.Contains(sipAnswer, "UDP/TLS/RTP/SAVP") || !strings.Contains(sipAnswer, "a=setup:active") {
 			t.Fatalf("answer to a DTLS-SRTP offer:\n%s", sipAnswer)
@@ -484,11 +472,7 @@ func TestForkTASAndBrowserRingTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the TAS's INVITE cancelled", txEnded(atTAS))
-	remote, err := mediatest.RemoteFrom(string(dlg.InviteResponse.Body()), "PCMU")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.rtp.Start(remote)
+	sc.rtp.StartTo(t, string(dlg.InviteResponse.Body()))
 	sc.browser.WaitConnected(t, 10*time.Second)
 	sc.tones()
 	_ = dlg.Bye(ctx)
