@@ -19,13 +19,7 @@ func TestBrowserCallsTASOverDTLSSRTP(t *testing.T) {
 	mediatest.CheckGoroutines(t)
 	eng := newEngine(t, nil, nil)
 	ev := newCallEvents()
-	opts := ev.options(t.Name())
-	opts.SIPSecure = true
-	s, err := eng.NewSession(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	s := newSecureSession(t, eng, ev)
 	browser := mediatest.NewBrowser(t, "PCMU")
 	tas := mediatest.NewSecurePhone(t, "PCMU", "active")
 	ctx := context.Background()
@@ -150,13 +144,7 @@ func TestDTLSSRTPFingerprintMismatchEndsTheCall(t *testing.T) {
 	m := newRecordingMetrics()
 	eng := newEngine(t, m, nil)
 	ev := newCallEvents()
-	opts := ev.options(t.Name())
-	opts.SIPSecure = true
-	s, err := eng.NewSession(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	s := newSecureSession(t, eng, ev)
 	browser := mediatest.NewBrowser(t, "PCMU")
 	announced := mediatest.NewSecurePhone(t, "PCMU", "active")
 	imposter := mediatest.NewSecurePhone(t, "PCMU", "active")

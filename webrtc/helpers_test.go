@@ -142,7 +142,20 @@ func (c *callEvents) digits(leg string) string {
 
 func newSession(t *testing.T, eng *webrtc.Engine, ev *callEvents) *webrtc.Session {
 	t.Helper()
-	s, err := eng.NewSession(context.Background(), ev.options(t.Name()))
+	return newSessionWith(t, eng, ev.options(t.Name()))
+}
+
+// newSecureSession is a session whose SIP offers are DTLS-SRTP.
+func newSecureSession(t *testing.T, eng *webrtc.Engine, ev *callEvents) *webrtc.Session {
+	t.Helper()
+	opts := ev.options(t.Name())
+	opts.SIPSecure = true
+	return newSessionWith(t, eng, opts)
+}
+
+func newSessionWith(t *testing.T, eng *webrtc.Engine, opts webrtc.SessionOptions) *webrtc.Session {
+	t.Helper()
+	s, err := eng.NewSession(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +190,25 @@ func browserCallsPhone(t *testing.T, s *webrtc.Session, browser *mediatest.Brows
 	browser.Accept(t, webAnswer)
 	browser.WaitConnected(t, 10*time.Second)
 	return sipOffer, webAnswer
+}
+
+// browserCallsSilentPhone sets up a call from browser to phone through s
+// with the phone not sending yet (a callee still ringing); it returns the
+// SIP offer, for the phone's StartTo.
+func browserCallsSilentPhone(t *testing.T, s *webrtc.Session, browser *mediatest.Browser, phone *mediatest.Phone) string {
+	t.Helper()
+	ctx := context.Background()
+	sipOffer, err := s.OfferFromWebRTC(ctx, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAnswer, err := s.AnswerFromSIP(ctx, phone.SDP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, webAnswer)
+	browser.WaitConnected(t, 10*time.Second)
+	return sipOffer
 }
 
 // phoneCallsBrowser sets up a call from phone to browser through s.

@@ -167,17 +167,7 @@ func TestSilentRingingIsNotTimedOut(t *testing.T) {
 	s := newSession(t, eng, ev)
 	browser := mediatest.NewBrowser(t, "PCMU")
 	phone := mediatest.NewPhone(t, "PCMU")
-	ctx := context.Background()
-	sipOffer, err := s.OfferFromWebRTC(ctx, browser.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	webAnswer, err := s.AnswerFromSIP(ctx, phone.SDP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser.Accept(t, webAnswer)
-	browser.WaitConnected(t, 10*time.Second)
+	sipOffer := browserCallsSilentPhone(t, s, browser, phone)
 	browser.ToneOn(true)
 	select {
 	case reason := <-ev.ended:
@@ -202,16 +192,7 @@ func TestAnsweredSilentCalleeIsTimedOut(t *testing.T) {
 	s := newSession(t, eng, ev)
 	browser := mediatest.NewBrowser(t, "PCMU")
 	phone := mediatest.NewPhone(t, "PCMU")
-	ctx := context.Background()
-	if _, err := s.OfferFromWebRTC(ctx, browser.Offer(t)); err != nil {
-		t.Fatal(err)
-	}
-	webAnswer, err := s.AnswerFromSIP(ctx, phone.SDP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser.Accept(t, webAnswer)
-	browser.WaitConnected(t, 10*time.Second)
+	browserCallsSilentPhone(t, s, browser, phone)
 	browser.ToneOn(true)
 	s.Answered()
 	ev.waitEnd(t, webrtc.ErrMediaTimeout, 10*time.Second, "an answered callee that never sent anything")
