@@ -70,6 +70,17 @@ routing:
 		log.SetOutput(io.MultiWriter(&logBuf, os.Stderr))
 	}
 	log.SetLevel(logrus.DebugLevel)
+	// Registered first, so it runs after the shutdown below: a failed
+	// test shows the end of the gateway's log (CI keeps nothing else).
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := logBuf.Bytes()
+			if len(out) > 64<<10 {
+				out = out[len(out)-64<<10:]
+			}
+			t.Logf("gateway log (last %d bytes):\n%s", len(out), out)
+		}
+	})
 	ctx := context.Background()
 	gw, err := app.New(ctx, cfg, log)
 	if err != nil {
