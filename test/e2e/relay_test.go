@@ -208,6 +208,12 @@ func TestRelayEmbeddedDeliversToWebSocket(t *testing.T) {
 		t.Fatalf("invitation %+v", first)
 	}
 	app.ack(first.seq)
+	// An ack still in flight when the socket dies may be lost (the kernel
+	// drops unread data on a reset), and the event then comes again, as it
+	// should; the test wants the ack to have landed before the app drops.
+	eventually(t, 5*time.Second, "the relay counts the ack", func() bool {
+		return gw.metric(`callpath_relay_events_acked_total`) == "1"
+	})
 
 	// The app drops; the events keep coming to its sink.
 	_ = app.conn.Close()
