@@ -224,15 +224,20 @@ func (e *Events) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// initialEvent on a session-status subscription: the session's state
-	// now, read before the transaction (it is not in the store).
-	var initial any
-	if s.InitialEvent != nil && *s.InitialEvent && s.HasType(TypeSessionStatus) && s.SessionID != "" && e.cfg.CurrentSession != nil {
-		if data, ok := e.cfg.CurrentSession(r.Context(), p.PhoneNumber, s.SessionID); ok {
-			initial = data
-		}
-	}
+	// initialEvent on a session-status subscription: the session's state,
+	// read inside the transaction, after the subscription is in it. Read
+	// before, a status change landing between the read and the insert
+	// would reach neither: published before the subscription existed, and
+	// newer than the state read. Inside, a change the read misses is
+	// published after this transaction (the writer is one), to the
+	// subscription; one the read sees may come twice, which the app tells
+	// by sequenceNumber. The gateway holds no lock while it publishes, so
+	// the read does not wait on the writer it runs in.
+	wantInitial := s.InitialEvent != nil && *s.InitialEvent && s.HasType(TypeSessionStatus) && s.SessionID != "" &&
+		e.cfg.CurrentSession != nil
+	sentInitial := false
 	err = e.cfg.DB.Update(r.Context(), func(tx *store.Tx) error {
+		sentInitial = false
 		n, err := tx.CountActiveSubscriptions(p.PhoneNumber, now)
 		if err != nil {
 			return err
@@ -243,16 +248,21 @@ func (e *Events) create(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutSubscription(s); err != nil {
 			return err
 		}
-		if initial == nil {
+		if !wantInitial {
 			return nil
 		}
+		initial, ok := e.cfg.CurrentSession(r.Context(), p.PhoneNumber, s.SessionID)
+		if !ok {
+			return nil
+		}
+		sentInitial = true
 		return e.sendTx(tx, s, TypeSessionStatus, initial, now)
 	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if initial != nil {
+	if sentInitial {
 		e.notify()
 	}
 	writeJSON(w, http.StatusCreated, toResponse(s))

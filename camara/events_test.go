@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -613,5 +614,59 @@ func TestSubscriptionUpdate(t *testing.T) {
 	f.c.do("DELETE", "/subscriptions/"+s.ID, tok, nil)
 	if r := f.c.do("PUT", "/subscriptions/"+s.ID, tok, upd()); r.status != 404 {
 		t.Errorf("ended: %d %s", r.status, r.body)
+	}
+}
+
+// A session-status change that lands while its subscription is being
+// created (initialEvent true) reaches the subscription either way: the
+// state the subscription read comes first, the change after it. Here the
+// change is made from inside the read, the narrowest place for it: the
+// read takes the state before the change, then has the change published
+// and gives it a moment to go through. Read inside the subscription's
+// transaction (as it must be), the publication cannot go through before
+// that transaction commits, and finds the subscription when it does; read
+// before it, the change went to no one and the app would never hear of
+// it (this test fails that way).
+func TestInitialEventMissesNoChange(t *testing.T) {
+	var published chan error
+	var f *fixture
+	f = newFixture(t, func(c *EventsConfig) {
+		c.CurrentSession = func(ctx context.Context, number, id string) (any, bool) {
+			state := map[string]any{"mediaSessionId": id, "status": "Ringing", "sequenceNumber": 2}
+			published = make(chan error, 1)
+			go func() {
+				_, err := f.events.Publish(context.Background(), Event{PhoneNumber: number, Type: TypeSessionStatus,
+					SessionID: id, Data: map[string]any{"mediaSessionId": id, "status": "Connected", "sequenceNumber": 3}})
+				published <- err
+			}()
+			// Not a wait for something to happen: a publication that
+			// could go through would do so well within this.
+			select {
+			case err := <-published:
+				published <- err
+			case <-time.After(300 * time.Millisecond):
+			}
+			return state, true
+		}
+	})
+	req := validRequest()
+	req["types"] = []string{TypeSessionStatus}
+	req["config"].(map[string]any)["subscriptionDetail"].(map[string]any)["sessionId"] = "0AEE1B58"
+	f.create(alice, req)
+	select {
+	case err := <-published:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the change was never published")
+	}
+	var statuses []string
+	for _, ev := range f.drain() {
+		data, _ := f.c.spec.checkEvent(t, ev.Body)["data"].(map[string]any)
+		statuses = append(statuses, fmt.Sprint(data["status"]))
+	}
+	if strings.Join(statuses, " ") != "Ringing Connected" {
+		t.Fatalf("session-status events %v, want the initial Ringing then Connected", statuses)
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -20,6 +21,22 @@ func TestDeviceCallsBaresipOverDTLSSRTP(t *testing.T) {
 	sc.callBob()
 	sc.acceptConnected()
 	tonesWithBaresipOverSRTP(t, sc, phone)
+}
+
+// The same baresip, listed in media.dtls_srtp_peers: the first INVITE
+// already offers DTLS-SRTP, baresip takes it, and the call connects over
+// SRTP without a 488 on the way. baresip answers at once, before the app
+// can subscribe to the new session's status: the subscription's
+// initialEvent brings the Connected it would otherwise miss.
+func TestDeviceCallsListedBaresipOverDTLSSRTP(t *testing.T) {
+	phone := startBaresip(t, bob, 600, baresipOptions{mediaenc: "dtls_srtp"})
+	sc := newWebRTCSceneTo(t, "sip:"+phone.addr, fmt.Sprintf("media: {dtls_srtp_peers: [%q]}\n", phone.addr))
+	sc.callBob()
+	sc.acceptConnected()
+	tonesWithBaresipOverSRTP(t, sc, phone)
+	if phone.printed("rejected") {
+		t.Error("baresip rejected an offer: the first INVITE was not DTLS-SRTP")
+	}
 }
 
 // A device whose browser has only µ-law calls baresip taking only A-law

@@ -86,7 +86,11 @@ func (sc *webrtcScene) subscribe(typ, sessionID string) {
 		"protocol": "HTTP", "sink": sc.sink.URL, "types": []string{typ},
 		"sinkCredential": map[string]any{"credentialType": "ACCESSTOKEN", "accessToken": "sink-token",
 			"accessTokenExpiresUtc": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "accessTokenType": "bearer"},
-		"config": map[string]any{"subscriptionDetail": detail},
+		// A session-status subscription can only be made once POST
+		// /sessions has named the session, by when the call may have
+		// moved on (a phone answering at once): initialEvent brings the
+		// state it is in, as the demo page asks too.
+		"config": map[string]any{"subscriptionDetail": detail, "initialEvent": typ == typeSessionStatus},
 	})
 	if code != http.StatusCreated {
 		sc.t.Fatalf("subscribe to %s: %d %v", typ, code, out)
