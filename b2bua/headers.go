@@ -116,8 +116,9 @@ func maxForwards(req *sip.Request, def int) int {
 
 // unsupportedRequire lists the option tags of Require (and Proxy-Require)
 // that callpath does not implement; RFC 3261 §8.2.2.3 says answer 420 with
-// them in Unsupported. We implement none: in particular no 100rel, whose
-// PRACKs a B2BUA would have to generate on each leg.
+// them in Unsupported. A caller gets none implemented: in particular its
+// provisional responses come unreliably, so a caller requiring 100rel gets
+// 420 (toward callees callpath does support 100rel: prack.go).
 func unsupportedRequire(req *sip.Request) []string {
 	var tags []string
 	for _, name := range []string{"Require", "Proxy-Require"} {

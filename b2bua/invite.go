@@ -155,6 +155,9 @@ func (s *Server) newOutgoingInvite(c *call, in *sip.Request, route routing.Branc
 	req := b.newRequest(sip.INVITE, 1)
 	copyHeaders(req, in, passedHeaders)
 	req.AppendHeader(allowHeader)
+	if len(in.Body()) > 0 {
+		req.AppendHeader(supported100rel) // see prack.go
+	}
 	c.setSessionID(b, req)
 	req.SetBody(in.Body())
 	s.prepare(req, maxFwd)

@@ -61,6 +61,7 @@ type branch struct {
 	cancelWanted bool // CANCEL as soon as RFC 3261 §9.1 allows (or do not send at all)
 	abandoned    bool // given up for its fallback: its failure no longer counts
 	fallback     *time.Timer
+	early        map[string]*earlyDialog // by To tag: early dialogs sending reliable provisionals (prack.go)
 }
 
 // finalResponse is a branch's failure, kept to answer the caller once every
@@ -268,6 +269,11 @@ func (br *branch) onResponse(res *sip.Response) {
 			br.cancelWanted = false
 			s.cancelOutgoing(br.out)
 		}
+		// PRACKed even when it will not be relayed: the callee
+		// retransmits it until it is, and then gives up on the call.
+		if rseq, ok := reliableRSeq(res); ok && !br.acknowledgeReliable(res, rseq) {
+			return
+		}
 		if st.over || st.aborted != nil || br.abandoned || code == 100 {
 			return
 		}
@@ -395,7 +401,7 @@ func (st *setup) win(br *branch, res *sip.Response) {
 	st.c.setOutgoing(br.leg, br.route.Kind)
 	st.c.learnSessionID(br.leg, res)
 	st.end()
-	st.srv.answer(st.c, st.req, st.tx, br.out, res)
+	st.srv.answer(st.c, st.req, st.tx, br.out, br.withEarlyAnswer(res))
 }
 
 // cancelBranch sends CANCEL for a branch as soon as RFC 3261 §9.1 allows:
