@@ -117,7 +117,12 @@ func (tx *clientTx) receive(res *sip.Response) {
 		if tx.state == clientCalling {
 			tx.state = clientProceeding
 			if tx.invite {
-				stopTimer(tx.timerA) // Timer A stops; the callee now owes a final response
+				// Timers A and B stop (RFC 3261 §17.1.1.2: B is for
+				// Calling): the callee now owes a final response, and
+				// may ring for minutes; the TU's no-answer timer says
+				// how long callpath waits.
+				stopTimer(tx.timerA)
+				stopTimer(tx.timerB)
 			} else if tx.timerA != nil {
 				tx.interval = tx.stack.cfg.T2 // Timer E continues at T2 (§17.1.2.2)
 			}
@@ -226,7 +231,9 @@ func (tx *clientTx) fireA() {
 
 func (tx *clientTx) fireB() {
 	tx.mu.Lock()
-	waiting := tx.state == clientCalling || tx.state == clientProceeding
+	// Timer F ends a non-INVITE in Trying or Proceeding; Timer B an INVITE
+	// only in Calling (a provisional stops it, but may race with it).
+	waiting := tx.state == clientCalling || (tx.state == clientProceeding && !tx.invite)
 	tx.mu.Unlock()
 	if waiting {
 		tx.end(fmt.Errorf("%s: no final response: %w", tx.req.Method, sip.ErrTransactionTimeout), true)
