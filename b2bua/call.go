@@ -40,6 +40,9 @@ type call struct {
 	to      string
 	started time.Time
 	a       *leg
+	// reliable sends the caller's provisional responses reliably when
+	// it requires 100rel (nil otherwise); set before the call is shared.
+	reliable *reliableSender
 
 	mu sync.Mutex
 	// b is the outgoing leg of the call: the one that answered, or, while
@@ -222,6 +225,9 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 	}
 	c.ended = true
 	c.state = stateEnded
+	if c.reliable != nil {
+		c.reliable.stop()
+	}
 	answered := c.answered
 	sid := c.sid
 	legs, loops, uses, answeredBy := c.legs, c.loops, c.breakout, c.answeredBy

@@ -7,7 +7,7 @@ import (
 )
 
 // allowedMethods is our Allow header: what callpath itself accepts.
-const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY"
+const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO, MESSAGE, NOTIFY"
 
 // allowHeader is shared by every message that carries it: sipgo only reads
 // headers when it serialises, so an immutable header needs no copy.
@@ -116,17 +116,19 @@ func maxForwards(req *sip.Request, def int) int {
 
 // unsupportedRequire lists the option tags of Require (and Proxy-Require)
 // that callpath does not implement; RFC 3261 §8.2.2.3 says answer 420 with
-// them in Unsupported. A caller gets none implemented: in particular its
-// provisional responses come unreliably, so a caller requiring 100rel gets
-// 420 (toward callees callpath does support 100rel: prack.go).
+// them in Unsupported. The one callpath implements is 100rel in Require,
+// on an INVITE with an offer (reliable18x.go); everything else, and 100rel
+// on an offerless INVITE, is unsupported.
 func unsupportedRequire(req *sip.Request) []string {
 	var tags []string
 	for _, name := range []string{"Require", "Proxy-Require"} {
 		for _, h := range headersNamed(req, name) {
 			for _, tag := range strings.Split(h.Value(), ",") {
-				if tag = strings.TrimSpace(tag); tag != "" {
-					tags = append(tags, tag)
+				tag = strings.TrimSpace(tag)
+				if tag == "" || (name == "Require" && strings.EqualFold(tag, "100rel") && req.IsInvite() && len(req.Body()) > 0) {
+					continue
 				}
+				tags = append(tags, tag)
 			}
 		}
 	}

@@ -52,6 +52,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	c := s.newCall(req)
+	c.reliable = s.newReliableSender(c, req, tx)
 	// Our tag goes into the request's own To header so that every response
 	// built from it, including the 487 sipgo sends by itself on CANCEL,
 	// carries the same tag (RFC 3261 §8.2.6.2).
@@ -183,6 +184,13 @@ func (s *Server) answer(c *call, req *sip.Request, tx sip.ServerTransaction, out
 // relayResponse answers req on leg l with code, carrying over the body and
 // whitelisted headers of res (the response of the other leg).
 func (s *Server) relayResponse(c *call, l *leg, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, code int, reason string) *sip.Response {
+	out := relayedResponse(c, l, req, res, code, reason)
+	s.respond(tx, req, out)
+	return out
+}
+
+// relayedResponse builds what relayResponse sends.
+func relayedResponse(c *call, l *leg, req *sip.Request, res *sip.Response, code int, reason string) *sip.Response {
 	out := sip.NewResponseFromRequest(req, code, reason, res.Body())
 	copyHeaders(out, res, passedResponseHeaders)
 	if code > 100 && code < 300 && (req.IsInvite() || req.Method == sip.UPDATE) {
@@ -190,7 +198,6 @@ func (s *Server) relayResponse(c *call, l *leg, tx sip.ServerTransaction, req *s
 		out.AppendHeader(allowHeader)
 	}
 	c.setSessionID(l, out)
-	s.respond(tx, req, out)
 	return out
 }
 

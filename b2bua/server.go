@@ -144,6 +144,8 @@ func (s *Server) dispatch(req *sip.Request, tx sip.ServerTransaction) {
 		s.onCancel(req, tx)
 	case sip.OPTIONS:
 		s.onOptions(req, tx)
+	case sip.PRACK:
+		s.onPRACK(req, tx)
 	case sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY:
 		s.onInDialog(req, tx)
 	default:

@@ -228,6 +228,9 @@ func (st *setup) finish(party cdr.HangupParty, code int, why string) {
 // with st.mu held.
 func (st *setup) end() {
 	st.over = true
+	if st.c.reliable != nil {
+		st.c.reliable.stop() // the caller has its final response, or is about to
+	}
 	for _, t := range []*time.Timer{st.noAnswer, st.giveUp} {
 		if t != nil {
 			t.Stop()
@@ -425,14 +428,19 @@ func (st *setup) relayProvisional(br *branch, res *sip.Response) {
 	if len(res.Body()) > 0 && st.earlyMedia == nil {
 		st.earlyMedia = br
 	}
+	var out *sip.Response
 	if len(res.Body()) == 0 || st.earlyMedia == br {
-		s.relayResponse(c, c.a, st.tx, st.req, res, res.StatusCode, res.Reason)
+		out = relayedResponse(c, c.a, st.req, res, res.StatusCode, res.Reason)
+	} else {
+		out = sip.NewResponseFromRequest(st.req, res.StatusCode, res.Reason, nil)
+		out.AppendHeader(c.a.contact)
+		out.AppendHeader(allowHeader)
+		c.setSessionID(c.a, out)
+	}
+	if c.reliable != nil {
+		c.reliable.send(out)
 		return
 	}
-	out := sip.NewResponseFromRequest(st.req, res.StatusCode, res.Reason, nil)
-	out.AppendHeader(c.a.contact)
-	out.AppendHeader(allowHeader)
-	c.setSessionID(c.a, out)
 	s.respond(st.tx, st.req, out)
 }
 

@@ -27,6 +27,7 @@ func TestSIPpInterop(t *testing.T) {
 		{"busy relayed", "uac_expect_486.xml", "uas_busy.xml", nil, 2},
 		{"re-INVITE hold", "uac_reinvite.xml", "uas_reinvite.xml", nil, 2},
 		{"reliable provisionals PRACKed by the B2BUA", "uac_100rel.xml", "uas_100rel.xml", []string{"-d", "100"}, 2},
+		{"caller requiring 100rel PRACKs the B2BUA's 180", "uac_100rel_required.xml", "uas_ring_forever.xml", nil, 2},
 	}
 	for _, transport := range []string{"udp", "tcp"} {
 		for _, f := range flows {
