@@ -132,7 +132,7 @@ func b2buaConfig(cfg *conf.Config) (b2bua.Config, error) {
 		AdvertisedHost: cfg.SIP.AdvertisedHost, UserAgent: cfg.SIP.UserAgent,
 		UDPReceiveBuffer: cfg.SIP.UDPReceiveBuffer, NoAnswerTimeout: cfg.SIP.NoAnswerTimeout,
 		MaxForwards: cfg.SIP.MaxForwards, T1: cfg.SIP.Timers.T1, T2: cfg.SIP.Timers.T2, T4: cfg.SIP.Timers.T4, Linger: cfg.SIP.Timers.Linger,
-		RetryAfter: cfg.Shutdown.RetryAfter,
+		RetryAfter: cfg.Shutdown.RetryAfter, DialogKeepalive: cfg.SIP.DialogKeepalive,
 	}
 	c.ClientTLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.SIP.TLS.CertFile != "" {

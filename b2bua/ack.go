@@ -160,6 +160,7 @@ func (s *Server) relayAck(l *leg, req *sip.Request) bool {
 	pa.acknowledge(req)
 	if l.call.getState() == stateAnswered {
 		l.call.setState(stateConfirmed)
+		s.startKeepalive(l.call)
 	}
 	return true
 }

@@ -61,6 +61,7 @@ type call struct {
 	ended      bool
 	setup      *setup        // while the outgoing INVITE is unanswered
 	earlyAbort *abortRequest // an abort (CANCEL, BYE, drain) that came before the setup started
+	keepalive  *time.Timer   // the next dialog keepalive probe (keepalive.go)
 	log        *logrus.Entry
 }
 
@@ -225,6 +226,7 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 	}
 	c.ended = true
 	c.state = stateEnded
+	c.stopKeepaliveLocked()
 	if c.reliable != nil {
 		c.reliable.stop()
 	}

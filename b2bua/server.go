@@ -36,6 +36,9 @@ type Config struct {
 	T1, T2, T4       time.Duration
 	Linger           time.Duration // how long finished transactions absorb retransmissions (Timers D, J, L, M)
 	RetryAfter       time.Duration // sent with 503 while draining
+	// DialogKeepalive is how often an answered call probes both dialogs
+	// with an in-dialog OPTIONS (keepalive.go); 0: never.
+	DialogKeepalive time.Duration
 }
 
 // Listen holds one listen address per transport; empty disables it.

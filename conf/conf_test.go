@@ -48,6 +48,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 	cases := []struct{ yaml, key string }{
 		{"sip: {listen: {udpp: x}}", "sip.listen.udpp"},
 		{"sip: {no_answer_timeout: soon}", "sip.no_answer_timeout"},
+		{"sip: {dialog_keepalive: 500ms}", "sip.dialog_keepalive"},
+		{"sip: {dialog_keepalive: -1m}", "sip.dialog_keepalive"},
 		{"sip: {max_forwards: many}", "sip.max_forwards"},
 		{"sip: {max_forwards: 0}", "sip.max_forwards"},
 		{"log: {level: loud}", "log.level"},

@@ -40,6 +40,7 @@ type SIP struct {
 	UserAgent        string        `yaml:"user_agent"`
 	UDPReceiveBuffer int           `yaml:"udp_receive_buffer"`
 	NoAnswerTimeout  time.Duration `yaml:"no_answer_timeout"`
+	DialogKeepalive  time.Duration `yaml:"dialog_keepalive"`
 	MaxForwards      int           `yaml:"max_forwards"`
 	Timers           Timers        `yaml:"timers"`
 	// DNSServer is the "host:port" of the DNS server asked for the SRV and

@@ -78,6 +78,9 @@ func (c *Config) Validate() error {
 	if c.SIP.Timers.Linger < c.SIP.Timers.T4 {
 		return keyError("sip.timers.linger", "must not be shorter than sip.timers.t4 (%s)", c.SIP.Timers.T4)
 	}
+	if d := c.SIP.DialogKeepalive; d < 0 || (d > 0 && d < time.Second) {
+		return keyError("sip.dialog_keepalive", "want 0 (off) or at least 1s, got %s", d)
+	}
 	if c.SIP.Timers.T2 < c.SIP.Timers.T1 {
 		return keyError("sip.timers.t2", "must not be shorter than sip.timers.t1")
 	}

@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"callpath/cdr"
+	"callpath/internal/siptest"
+)
+
+// An answered call probes both dialogs with an in-dialog OPTIONS every
+// sip.dialog_keepalive. While both sides answer, the call goes on; when
+// the callee answers 481 (it no longer knows the dialog: it restarted, or
+// missed a BYE), the call is hung up on both legs and the CDR says why.
+func TestDialogKeepaliveEndsACallWhoseCalleeIsGone(t *testing.T) {
+	callee := siptest.NewRawUDP(t)
+	gw := startGateway(t, callee.Addr(), "sip: {dialog_keepalive: 1s}")
+	inv, from, _ := answeredByRawCallee(t, gw, callee, "ka1")
+	callee.Expect("ACK ", 3*time.Second)
+
+	probe := func() string {
+		t.Helper()
+		opts := callee.Expect("OPTIONS ", 5*time.Second)
+		if !strings.Contains(siptest.Header(opts, "To"), "tag=ka1") || siptest.Header(opts, "Call-ID") != siptest.Header(inv, "Call-ID") {
+			t.Fatalf("OPTIONS outside the call's dialog:\n%s", opts)
+		}
+		return opts
+	}
+	callee.Send(from, siptest.ResponseTo(probe(), 200, "OK", "", nil, ""))
+	callee.Send(from, siptest.ResponseTo(probe(), 405, "Method Not Allowed", "", nil, "")) // alive all the same
+	if gw.app.ActiveCalls() != 1 {
+		t.Fatal("the call ended while both sides answered")
+	}
+	callee.Send(from, siptest.ResponseTo(probe(), 481, "Call/Transaction Does Not Exist", "", nil, ""))
+	bye := callee.Expect("BYE ", 5*time.Second)
+	callee.Send(from, siptest.ResponseTo(bye, 481, "Call/Transaction Does Not Exist", "", nil, ""))
+	eventually(t, 5*time.Second, "the call ended", func() bool { return gw.app.ActiveCalls() == 0 })
+	r := gw.cdrs(1)[0]
+	if r.HangupBy != cdr.HangupGateway || r.Reason != "dialog keepalive: callee 481 Call/Transaction Does Not Exist" {
+		t.Fatalf("CDR %+v", r)
+	}
+}
+
+// A caller that stops answering (no response to the OPTIONS at all, Timer
+// F) is gone too; the callee, still there, gets a BYE.
+func TestDialogKeepaliveEndsACallWhoseCallerIsSilent(t *testing.T) {
+	callee := siptest.NewPhone(t, "udp")
+	gw := startGateway(t, callee.Addr, "sip: {dialog_keepalive: 1s}")
+	caller := siptest.NewRawUDP(t)
+	invite := strings.Replace(rawInvite(caller.Addr(), gw.udp(), "ka-silent", 70), "Content-Length: 0\n",
+		"Content-Type: application/sdp\nContent-Length: "+strconv.Itoa(len(sdpBody))+"\n", 1) + sdpBody
+	caller.Send(gw.udp(), invite)
+	in := callee.NextCall(3 * time.Second)
+	if err := in.Respond(200, "OK", sdpFor(callee, 1, "sendrecv")); err != nil {
+		t.Fatal(err)
+	}
+	ok := caller.Expect("SIP/2.0 200", 3*time.Second)
+	caller.Send(gw.udp(), "ACK sip:+4790000002@"+gw.udp()+" SIP/2.0\n"+
+		"Via: SIP/2.0/UDP "+caller.Addr()+";branch=z9hG4bKka-silent-ack\n"+
+		"Max-Forwards: 70\nFrom: <sip:+4790000001@127.0.0.1>;tag=a\n"+
+		"To: <sip:+4790000002@127.0.0.1>;tag="+toTag(ok)+"\nCall-ID: ka-silent\nCSeq: 1 ACK\nContent-Length: 0\n\n")
+	callee.WaitRequest(3*time.Second, siptest.Method(sip.ACK))
+	caller.Expect("OPTIONS ", 5*time.Second)                       // and never answered
+	callee.WaitRequest(5*time.Second, siptest.Method(sip.OPTIONS)) // the callee is probed too, and answers
+	callee.WaitRequest(15*time.Second, siptest.Method(sip.BYE))
+	eventually(t, 5*time.Second, "the call ended", func() bool { return gw.app.ActiveCalls() == 0 })
+	if r := gw.cdrs(1)[0]; r.Reason != "dialog keepalive: caller no response" {
+		t.Fatalf("CDR %+v", r)
+	}
+}
