@@ -40,6 +40,18 @@ func (s *Server) dialogOf(req *sip.Request, tx sip.ServerTransaction) *leg {
 	return l
 }
 
+// dialogRequest counts a request that only makes sense in a dialog (BYE,
+// PRACK) and finds its leg; nil when it has been answered (400 for a
+// malformed one, or as dialogOf).
+func (s *Server) dialogRequest(req *sip.Request, tx sip.ServerTransaction) *leg {
+	s.metrics.Request(string(req.Method), "in")
+	if why := validateRequest(req); why != "" {
+		s.reply(tx, req, 400, why)
+		return nil
+	}
+	return s.dialogOf(req, tx)
+}
+
 // onInDialog is the entry point of UPDATE, INFO, MESSAGE and NOTIFY.
 func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.Request(string(req.Method), "in")
@@ -178,12 +190,7 @@ func (r *inDialogRelay) onFailure(err error) {
 // onBye ends the call: 200 to the sender, BYE to the other leg. A BYE on an
 // early dialog (RFC 3261 §15) ends the call like a CANCEL.
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	s.metrics.Request("BYE", "in")
-	if why := validateRequest(req); why != "" {
-		s.reply(tx, req, 400, why)
-		return
-	}
-	l := s.dialogOf(req, tx)
+	l := s.dialogRequest(req, tx)
 	if l == nil {
 		return
 	}

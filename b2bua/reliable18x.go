@@ -190,12 +190,7 @@ func parseRAck(v string) (rseq, cseq uint32, method sip.RequestMethod, ok bool) 
 // body would be a new offer (ours carry answers at most), which callpath
 // does not take: 488, and the response stays unacknowledged.
 func (s *Server) onPRACK(req *sip.Request, tx sip.ServerTransaction) {
-	s.metrics.Request("PRACK", "in")
-	if why := validateRequest(req); why != "" {
-		s.reply(tx, req, 400, why)
-		return
-	}
-	l := s.dialogOf(req, tx)
+	l := s.dialogRequest(req, tx)
 	if l == nil {
 		return
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +20,7 @@ func TestUnacknowledged2xxIsRetransmittedThenHungUp(t *testing.T) {
 	callee := siptest.NewPhone(t, "udp")
 	gw := startGateway(t, callee.Addr, "")
 	raw := siptest.NewRawUDP(t)
-	invite := strings.Replace(rawInvite(raw.Addr(), gw.udp(), "noack", 70), "Content-Length: 0\n",
-		"Content-Type: application/sdp\nContent-Length: "+strconv.Itoa(len(sdpBody))+"\n", 1) + sdpBody
-	raw.Send(gw.udp(), invite)
+	raw.Send(gw.udp(), rawOfferInvite(raw.Addr(), gw.udp(), "noack"))
 	in := callee.NextCall(3 * time.Second)
 	if err := in.Respond(200, "OK", sdpFor(callee, 1, "sendrecv")); err != nil {
 		t.Fatal(err)

@@ -93,14 +93,7 @@ func TestCancelBeforeAnswer(t *testing.T) {
 		t.Fatalf("caller's INVITE ended with %v, want 487", dlg.InviteResponse)
 	}
 	// The callee gets a CANCEL for its own INVITE (its transaction ends 487).
-	eventually(t, 5*time.Second, "callee INVITE transaction cancelled", func() bool {
-		select {
-		case <-in.Tx.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	eventually(t, 5*time.Second, "callee INVITE transaction cancelled", txEnded(in))
 	r := gw.cdrs(1)[0]
 	if r.FinalCode != 487 || r.HangupBy != cdr.HangupCaller || !r.AnsweredAt.IsZero() {
 		t.Fatalf("CDR %+v", r)
@@ -230,6 +223,17 @@ func rawInvite(from, gw, callID string, maxFwd int) string {
 		"Content-Length: 0\n\n"
 }
 
+// rawOfferInvite is rawInvite with an SDP offer (sdpBody) and extra header
+// lines.
+func rawOfferInvite(from, gw, callID string, extra ...string) string {
+	headers := ""
+	for _, h := range extra {
+		headers += h + "\n"
+	}
+	return strings.Replace(rawInvite(from, gw, callID, 70), "Content-Length: 0\n",
+		headers+"Content-Type: application/sdp\nContent-Length: "+strconv.Itoa(len(sdpBody))+"\n", 1) + sdpBody
+}
+
 func toTag(msg string) string {
 	to := siptest.Header(msg, "To")
 	if i := strings.Index(to, "tag="); i >= 0 {
@@ -296,14 +300,7 @@ func TestNoAnswerTimeout(t *testing.T) {
 	dlg, in := ring(ctx, t, caller, callee, gw.udp())
 	_ = in.Respond(180, "Ringing", nil)
 	expectFinal(ctx, t, dlg, 408)
-	eventually(t, 5*time.Second, "callee cancelled", func() bool {
-		select {
-		case <-in.Tx.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	eventually(t, 5*time.Second, "callee cancelled", txEnded(in))
 	if r := gw.cdrs(1)[0]; r.FinalCode != 408 || r.HangupBy != cdr.HangupGateway || r.Reason != "no answer" {
 		t.Fatalf("CDR %+v", r)
 	}

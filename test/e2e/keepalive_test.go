@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,21 +49,17 @@ func TestDialogKeepaliveEndsACallWhoseCalleeIsGone(t *testing.T) {
 func TestDialogKeepaliveEndsACallWhoseCallerIsSilent(t *testing.T) {
 	callee := siptest.NewPhone(t, "udp")
 	gw := startGateway(t, callee.Addr, "sip: {dialog_keepalive: 1s}")
-	caller := siptest.NewRawUDP(t)
-	invite := strings.Replace(rawInvite(caller.Addr(), gw.udp(), "ka-silent", 70), "Content-Length: 0\n",
-		"Content-Type: application/sdp\nContent-Length: "+strconv.Itoa(len(sdpBody))+"\n", 1) + sdpBody
-	caller.Send(gw.udp(), invite)
+	caller := newRawCaller(t, gw.udp(), "ka-silent")
 	in := callee.NextCall(3 * time.Second)
 	if err := in.Respond(200, "OK", sdpFor(callee, 1, "sendrecv")); err != nil {
 		t.Fatal(err)
 	}
-	ok := caller.Expect("SIP/2.0 200", 3*time.Second)
-	caller.Send(gw.udp(), "ACK sip:+4790000002@"+gw.udp()+" SIP/2.0\n"+
-		"Via: SIP/2.0/UDP "+caller.Addr()+";branch=z9hG4bKka-silent-ack\n"+
-		"Max-Forwards: 70\nFrom: <sip:+4790000001@127.0.0.1>;tag=a\n"+
-		"To: <sip:+4790000002@127.0.0.1>;tag="+toTag(ok)+"\nCall-ID: ka-silent\nCSeq: 1 ACK\nContent-Length: 0\n\n")
+	if ok := caller.next(); !strings.HasPrefix(ok, "SIP/2.0 200") {
+		t.Fatalf("want the 200:\n%s", ok)
+	}
+	caller.send("ACK")
 	callee.WaitRequest(3*time.Second, siptest.Method(sip.ACK))
-	caller.Expect("OPTIONS ", 5*time.Second)                       // and never answered
+	caller.raw.Expect("OPTIONS ", 5*time.Second)                   // and never answered
 	callee.WaitRequest(5*time.Second, siptest.Method(sip.OPTIONS)) // the callee is probed too, and answers
 	callee.WaitRequest(15*time.Second, siptest.Method(sip.BYE))
 	eventually(t, 5*time.Second, "the call ended", func() bool { return gw.app.ActiveCalls() == 0 })

@@ -22,12 +22,10 @@ type rawCaller struct {
 	cseq   int
 }
 
-// newRawCaller sends an INVITE with an offer and Require: 100rel.
-func newRawCaller(t *testing.T, gw, callID string) *rawCaller {
+// newRawCaller sends an INVITE with an offer and the extra header lines.
+func newRawCaller(t *testing.T, gw, callID string, extra ...string) *rawCaller {
 	c := &rawCaller{t: t, raw: siptest.NewRawUDP(t), gw: gw, callID: callID, cseq: 1}
-	inv := strings.Replace(rawInvite(c.raw.Addr(), gw, callID, 70), "Content-Length: 0\n",
-		"Require: 100rel\nContent-Type: application/sdp\nContent-Length: "+strconv.Itoa(len(sdpBody))+"\n", 1) + sdpBody
-	c.raw.Send(gw, inv)
+	c.raw.Send(gw, rawOfferInvite(c.raw.Addr(), gw, callID, extra...))
 	return c
 }
 
@@ -90,7 +88,7 @@ func statusOf(res string) string { return strings.SplitN(res, " ", 3)[1] }
 func TestCallerRequiring100relGetsReliableProvisionals(t *testing.T) {
 	callee := siptest.NewPhone(t, "udp")
 	gw := startGateway(t, callee.Addr, "")
-	caller := newRawCaller(t, gw.udp(), "rel-uas-1")
+	caller := newRawCaller(t, gw.udp(), "rel-uas-1", "Require: 100rel")
 	in := callee.NextCall(3 * time.Second)
 	if err := in.Respond(183, "Session Progress", sdpFor(callee, 1, "sendrecv")); err != nil {
 		t.Fatal(err)
@@ -158,7 +156,7 @@ func TestCallerRequiring100relGetsReliableProvisionals(t *testing.T) {
 func TestUnacknowledgedReliableProvisionalRejectsTheCall(t *testing.T) {
 	callee := siptest.NewPhone(t, "udp")
 	gw := startGateway(t, callee.Addr, "")
-	caller := newRawCaller(t, gw.udp(), "rel-uas-2")
+	caller := newRawCaller(t, gw.udp(), "rel-uas-2", "Require: 100rel")
 	in := callee.NextCall(3 * time.Second)
 	if err := in.Respond(180, "Ringing", nil); err != nil {
 		t.Fatal(err)
@@ -181,14 +179,7 @@ func TestUnacknowledgedReliableProvisionalRejectsTheCall(t *testing.T) {
 		}
 		break
 	}
-	eventually(t, 5*time.Second, "the callee's INVITE cancelled", func() bool {
-		select {
-		case <-in.Tx.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	eventually(t, 5*time.Second, "the callee's INVITE cancelled", txEnded(in))
 	if r := gw.cdrs(1)[0]; r.FinalCode != 504 || r.Reason != "no PRACK" {
 		t.Errorf("CDR %+v", r)
 	}
