@@ -227,13 +227,13 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 	c.ended = true
 	c.state = stateEnded
 	c.stopKeepaliveLocked()
-	if c.reliable != nil {
-		c.reliable.stop()
-	}
 	answered := c.answered
 	sid := c.sid
 	legs, loops, uses, answeredBy := c.legs, c.loops, c.breakout, c.answeredBy
 	c.mu.Unlock()
+	if c.reliable != nil {
+		c.reliable.stop() // not under c.mu: the sender logs through c.logger
+	}
 
 	s := c.srv
 	s.calls.remove(c.a.key)

@@ -122,12 +122,13 @@ func (r *reliableSender) onTimer() {
 	}
 	limit := 64 * r.srv.cfg.T1
 	if since := time.Since(r.sentAt); since < limit {
-		if err := r.tx.Respond(r.pending); err != nil {
-			r.c.logger().WithError(err).Debug("retransmitting a reliable provisional response")
-		}
+		err := r.tx.Respond(r.pending)
 		r.interval *= 2
 		r.timer = time.AfterFunc(min(r.interval, limit-since), r.onTimer)
 		r.mu.Unlock()
+		if err != nil { // logged unlocked: the call's logger takes c.mu, which c.end holds while it stops us
+			r.c.logger().WithError(err).Debug("retransmitting a reliable provisional response")
+		}
 		return
 	}
 	r.stopLocked()
