@@ -117,8 +117,23 @@ func (pa *pendingAck) sendPeerAck(from *sip.Request) {
 	pa.peer.mu.Lock()
 	pa.peer.lastAck = ack
 	pa.peer.mu.Unlock()
+	// Kept for 64*T1, the wait for other 2xx of RFC 3261 §13.2.2.4 (RFC
+	// 6026's Timer M), then let go: an ACK and an INVITE held for the
+	// whole call were half of an established call's memory.
+	peer := pa.peer
+	time.AfterFunc(64*s.cfg.T1, func() { peer.forgetAck(ack) })
 	if err := s.sendAck(ack); err != nil {
 		pa.call.logger().WithError(err).Info("sending ACK failed")
+	}
+}
+
+// forgetAck drops the leg's last ACK and its INVITE unless a later ACK
+// (of a re-INVITE) has replaced it.
+func (l *leg) forgetAck(ack *sip.Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastAck == ack {
+		l.lastAck, l.lastInvite = nil, nil
 	}
 }
 
@@ -169,8 +184,8 @@ func (s *Server) relayAck(l *leg, req *sip.Request) bool {
 // a retransmission (the callee missed our ACK; RFC 6026's Timer M lasts
 // 64*T1, longer than the transaction lingers) gets the ACK again, a 2xx
 // from another fork downstream is confirmed and hung up (RFC 3261 §13.2.2.4),
-// for as long as the call lasts. The lingering INVITE transaction keeps none
-// of the call: the leg is found by its dialog.
+// for 64*T1 after our ACK (sendPeerAck). The lingering INVITE transaction
+// keeps none of the call: the leg is found by its dialog.
 func (s *Server) onUnmatchedResponse(res *sip.Response) {
 	cseq, from, to, callID := res.CSeq(), res.From(), res.To(), res.CallID()
 	if res.StatusCode < 200 || res.StatusCode >= 300 || cseq == nil || cseq.MethodName != sip.INVITE || from == nil || to == nil || callID == nil {
