@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -66,4 +67,32 @@ func TestDialogKeepaliveEndsACallWhoseCallerIsSilent(t *testing.T) {
 	if r := gw.cdrs(1)[0]; r.Reason != "dialog keepalive: caller no response" {
 		t.Fatalf("CDR %+v", r)
 	}
+}
+
+// A device's call is a B2BUA call like any other: its dialogs are probed
+// too, the WebRTC gateway answers, and the call goes on.
+func TestDeviceCallSurvivesDialogKeepalive(t *testing.T) {
+	sc := newWebRTCScene(t, "sip: {dialog_keepalive: 1s}\n")
+	id := sc.callBob()
+	in := sc.phone.NextCall(10 * time.Second)
+	sc.rtp.StartTo(t, string(in.Req.Body()))
+	if err := in.Respond(200, "OK", []byte(sc.rtp.SDP())); err != nil {
+		t.Fatal(err)
+	}
+	sc.acceptConnected()
+	sc.browser.WaitConnected(t, 10*time.Second)
+	// A second probe comes only once both legs answered the first.
+	eventually(t, 10*time.Second, "two rounds of probes", func() bool {
+		n := 0
+		for _, r := range sc.phone.Received() {
+			if r.Method == sip.OPTIONS {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	if code, got := sc.call("GET", "/sessions/"+id, nil); code != http.StatusOK || got["status"] != "Connected" {
+		t.Fatalf("after the probes: %d %v", code, got)
+	}
+	sc.tones()
 }
