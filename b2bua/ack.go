@@ -114,26 +114,36 @@ func (pa *pendingAck) sendPeerAck(from *sip.Request) {
 	s.prepare(ack, s.cfg.MaxForwards)
 	// Stored before it is sent: the peer may retransmit its 2xx the moment
 	// the ACK reaches it, and onUnmatchedResponse must find the ACK.
-	pa.peer.mu.Lock()
-	pa.peer.lastAck = ack
-	pa.peer.mu.Unlock()
 	// Kept for 64*T1, the wait for other 2xx of RFC 3261 §13.2.2.4 (RFC
 	// 6026's Timer M), then let go: an ACK and an INVITE held for the
-	// whole call were half of an established call's memory.
+	// whole call were half of an established call's memory. The call's
+	// end stops the timer (forgetAcks), so that a short call's requests
+	// do not outlive it.
 	peer := pa.peer
-	time.AfterFunc(64*s.cfg.T1, func() { peer.forgetAck(ack) })
+	peer.mu.Lock()
+	peer.lastAck = ack
+	if peer.ackForget != nil {
+		peer.ackForget.Stop()
+	}
+	peer.ackForget = time.AfterFunc(64*s.cfg.T1, func() { peer.forgetAck(ack) })
+	peer.mu.Unlock()
 	if err := s.sendAck(ack); err != nil {
 		pa.call.logger().WithError(err).Info("sending ACK failed")
 	}
 }
 
 // forgetAck drops the leg's last ACK and its INVITE unless a later ACK
-// (of a re-INVITE) has replaced it.
+// (of a re-INVITE) has replaced it; nil: whatever there is (the call
+// ended: no 2xx can reach it any more, it has left the call table).
 func (l *leg) forgetAck(ack *sip.Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.lastAck == ack {
+	if ack == nil || l.lastAck == ack {
 		l.lastAck, l.lastInvite = nil, nil
+		if l.ackForget != nil {
+			l.ackForget.Stop()
+			l.ackForget = nil
+		}
 	}
 }
 

@@ -238,8 +238,10 @@ func (c *call) end(party cdr.HangupParty, finalCode int, reason string) {
 	s := c.srv
 	s.calls.remove(c.a.key)
 	s.calls.remove(originKey(c.a.callID, c.a.remoteTag))
+	c.a.forgetAck(nil)
 	for _, l := range legs {
 		s.calls.remove(l.key)
+		l.forgetAck(nil)
 	}
 	for _, p := range loops {
 		s.loops.remove(p)

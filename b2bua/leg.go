@@ -3,6 +3,7 @@ package b2bua
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -48,6 +49,7 @@ type leg struct {
 	pendingAck   *pendingAck  // a 2xx to an INVITE we relayed to this leg, awaiting its ACK
 	lastAck      *sip.Request // the ACK we last sent on this leg, for 2xx retransmissions
 	lastInvite   *sip.Request // our INVITE of that ACK, for a 2xx from another fork
+	ackForget    *time.Timer  // drops lastAck and lastInvite 64*T1 after the ACK
 }
 
 func dialogKey(callID, localTag string) string {
