@@ -58,6 +58,18 @@ func (s *Stack) write(r *route, msg sip.Message) error {
 func (s *Stack) routeRequest(ctx context.Context, req *sip.Request) (route, error) {
 	if !strings.EqualFold(req.Transport(), "UDP") {
 		conn, err := s.tpl.ClientRequestConnection(ctx, req)
+		if flow := req.MessageData.Destination(); err != nil && flow != "" && strings.EqualFold(req.Transport(), "TCP") {
+			// The flow the destination names is gone (the peer, or a
+			// proxy's idle timer, closed it): a new connection to the
+			// request's own next hop, the route set's first entry or
+			// the remote target (RFC 3261 §12.2.1.1, §18.1.1). Plain TCP
+			// only: a TLS flow was dialled and verified for its host
+			// (b2bua's DialTLS), which a fresh dial here would not be.
+			req.SetDestination("")
+			if conn, err = s.tpl.ClientRequestConnection(ctx, req); err != nil {
+				req.SetDestination(flow)
+			}
+		}
 		if err != nil {
 			return route{}, err
 		}
