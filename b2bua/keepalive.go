@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -21,7 +22,9 @@ import (
 // needs nothing from the peer but RFC 3261, unlike session timers). Any
 // final response says the dialog lives, 405 or 501 included; 481 (the peer
 // no longer knows the dialog), 408 or no response at all (Timer F) says it
-// is gone, and the call ends: BYE on both legs, the CDR with the reason.
+// is gone, and the call ends: BYE on both legs, the CDR with the reason. An
+// OPTIONS that cannot be sent (a TLS connection the peer closed while
+// idle) proves nothing either way, and the call goes on.
 
 // startKeepalive arms the call's first probe once it is answered and
 // confirmed.
@@ -95,11 +98,15 @@ func (s *Server) probeDialogs(c *call) {
 			},
 			Failure: func(err error) {
 				s.failureResponse("OPTIONS", err)
-				answered(l, true, "no response")
+				// Only silence is an answer: a connection that could
+				// not be made or broke (a TLS flow the peer closed
+				// while idle) says nothing of the dialog.
+				answered(l, errors.Is(err, sip.ErrTransactionTimeout), "no response")
 			},
 		})
 		if err != nil {
-			answered(l, true, "not sent: "+err.Error())
+			l.call.logger().WithError(err).Debug("dialog keepalive: OPTIONS not sent")
+			answered(l, false, "")
 			continue
 		}
 		s.metrics.Request("OPTIONS", "out")
