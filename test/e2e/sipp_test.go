@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
+	"callpath/cdr"
 	"callpath/internal/sipptest"
 )
 
@@ -68,6 +70,46 @@ func TestSIPpInterop(t *testing.T) {
 				eventually(t, 5*time.Second, "no active call", func() bool { return gw.app.ActiveCalls() == 0 })
 			})
 		}
+		// SIPp answers the dialog keepalive's OPTIONS (-aa: 200 to
+		// in-dialog OPTIONS) on both sides of a call that outlasts two
+		// rounds of probes; the call ends by the caller's BYE as usual.
+		t.Run(transport+"/dialog keepalive answered by SIPp", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			uas := sipptest.Start(ctx, t, sipptest.Options{
+				Scenario: "../sipp/uas_basic.xml", Transport: transport, Calls: 1, Timeout: 40 * time.Second,
+				Extra: []string{"-aa"},
+			})
+			target := uas.Addr()
+			if transport == "tcp" {
+				target += ";transport=tcp"
+			}
+			gw := startGateway(t, target, "sip: {dialog_keepalive: 1s}")
+			remote := gw.udp()
+			if transport == "tcp" {
+				remote = gw.tcp()
+			}
+			res := sipptest.Run(ctx, t, sipptest.Options{
+				Scenario: "../sipp/uac_basic.xml", Remote: remote, Transport: transport, Calls: 1,
+				Extra: []string{"-s", "+4790000002", "-d", "2500", "-aa"}, Timeout: 40 * time.Second,
+			})
+			if err := res.Err(); err != nil {
+				t.Fatalf("caller: %v", err)
+			}
+			ures, err := uas.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ures.Err(); err != nil {
+				t.Fatalf("callee: %v", err)
+			}
+			if n, _ := strconv.Atoi(gw.metric(`callpath_sip_requests_total{direction="out",method="OPTIONS"}`)); n < 4 {
+				t.Errorf("%d keepalive OPTIONS sent, want two rounds on both legs", n)
+			}
+			if r := gw.cdrs(1)[0]; r.HangupBy != cdr.HangupCaller {
+				t.Errorf("CDR %+v: the call should end by the caller's BYE", r)
+			}
+		})
 		t.Run(transport+"/max-forwards 0 gets 483", func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
