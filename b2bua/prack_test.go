@@ -104,3 +104,16 @@ func FuzzParseRAck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReliableRSeqOrdinary180 is the cost reliable provisional
+// support adds to every ordinary 180 the B2BUA relays.
+func BenchmarkReliableRSeqOrdinary180(b *testing.B) {
+	res := provisionalWith(180, map[string]string{"Contact": "<sip:callee@127.0.0.1:5080>", "Allow": "INVITE, ACK, BYE",
+		"Supported": "timer", "Require": "timer"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := reliableRSeq(res); ok {
+			b.Fatal("an ordinary 180 taken as reliable")
+		}
+	}
+}
