@@ -20,15 +20,7 @@ import (
 // responses, and gets the SDP answer of the reliable 183 in the 200 that
 // came without one.
 func TestReliableProvisionalsArePRACKedOnce(t *testing.T) {
-	callee := siptest.NewRawUDP(t)
-	gw := startGateway(t, callee.Addr(), "")
-	caller := siptest.NewPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), bob, sdpFor(caller, 1, "sendrecv")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, callee, dlg, ctx := callRawCallee(t, true)
 	provisional := make(chan *sip.Response, 16)
 	answered := make(chan error, 1)
 	go func() {
@@ -145,16 +137,30 @@ func TestReliableProvisionalsArePRACKedOnce(t *testing.T) {
 // its offer in a reliable provisional and want the answer in the PRACK,
 // which only the caller could give.
 func TestOfferlessInviteDoesNotOffer100rel(t *testing.T) {
-	callee := siptest.NewRawUDP(t)
-	gw := startGateway(t, callee.Addr(), "")
-	caller := siptest.NewPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := caller.Dial(ctx, caller.Invite(gw.udp(), bob, nil)); err != nil {
-		t.Fatal(err)
-	}
+	_, callee, _, _ := callRawCallee(t, false)
 	inv, _ := callee.ExpectFrom("INVITE ", 3*time.Second)
 	if s := siptest.Header(inv, "Supported"); strings.Contains(s, "100rel") {
 		t.Fatalf("offerless INVITE with Supported %q", s)
 	}
+}
+
+// callRawCallee starts a gateway routing to a raw UDP callee and has a
+// sipgo phone call through it, with an SDP offer or without; ctx bounds
+// the test's waits.
+func callRawCallee(t *testing.T, offer bool) (*gateway, *siptest.RawUDP, *sipgo.DialogClientSession, context.Context) {
+	t.Helper()
+	callee := siptest.NewRawUDP(t)
+	gw := startGateway(t, callee.Addr(), "")
+	caller := siptest.NewPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	var sdp []byte
+	if offer {
+		sdp = sdpFor(caller, 1, "sendrecv")
+	}
+	dlg, err := caller.Dial(ctx, caller.Invite(gw.udp(), bob, sdp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw, callee, dlg, ctx
 }
